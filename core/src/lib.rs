@@ -1,0 +1,9 @@
+//! Clink's client core.
+//!
+//! Everything a Clink phone needs that is not UI: the wire format shared with
+//! the server, phone-number handling, codecs and crypto. Pure modules (no I/O,
+//! no clock, no randomness they were not handed) are the default; modules that
+//! touch the outside world say so in their names.
+
+pub mod phone;
+pub mod wire;

@@ -1,0 +1,90 @@
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in a form a program can act on. Serialised in snake_case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // The request itself.
+    MalformedJson,
+    InvalidRequest,
+    InvalidPhoneNumber,
+    InvalidAmount,
+    AmountTooLarge,
+    InvalidPin,
+    NotFound,
+    // Authentication of the device.
+    Unauthenticated,
+    BadSignature,
+    StaleTimestamp,
+    ReplayedNonce,
+    // Registration.
+    RegistrationNotFound,
+    WrongCode,
+    CodeExpired,
+    AlreadyRegistered,
+    // Money.
+    UnknownPayee,
+    SelfTransfer,
+    InsufficientFunds,
+    WrongPin,
+    AccountLocked,
+    SecondFactorRequired,
+    ClaimNotPending,
+    ClaimExpired,
+    Forbidden,
+    IdempotencyKeyReused,
+    // The server.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code travels with.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            MalformedJson | InvalidRequest | InvalidPhoneNumber | InvalidAmount
+            | AmountTooLarge | InvalidPin => 400,
+            Unauthenticated | BadSignature | StaleTimestamp | ReplayedNonce => 401,
+            WrongPin => 403,
+            Forbidden | SecondFactorRequired => 403,
+            NotFound | RegistrationNotFound | UnknownPayee => 404,
+            AlreadyRegistered | IdempotencyKeyReused | ClaimNotPending => 409,
+            CodeExpired | ClaimExpired => 410,
+            WrongCode | SelfTransfer | InsufficientFunds => 422,
+            AccountLocked => 423,
+            Unavailable => 503,
+            Internal => 500,
+        }
+    }
+
+    /// Whether the same request may succeed if simply sent again later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::Unavailable | ErrorCode::Internal)
+    }
+}
+
+/// The body of every error response: `{"code": "...", "message": "..."}`,
+/// plus fields that only some codes carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// With `wrong_pin`: how many more wrong PINs lock the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    /// With `account_locked`: when payments unlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until_ms: Option<i64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), attempts_remaining: None, locked_until_ms: None }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.http_status()
+    }
+}

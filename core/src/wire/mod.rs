@@ -1,0 +1,33 @@
+//! The wire format between a Clink phone and the server.
+//!
+//! The server depends on this module, so both sides compile the same request,
+//! response and error definitions and the format cannot drift. Amounts are
+//! always integer minor units of the server's currency; times are Unix
+//! milliseconds.
+
+mod error;
+pub mod signing;
+mod types;
+
+pub use error::{ApiError, ErrorCode};
+pub use types::*;
+
+/// Paths of the HTTP API, shared so client and server agree on them.
+pub mod paths {
+    pub const HEALTH: &str = "/health";
+    pub const TIME: &str = "/v1/time";
+    pub const REGISTER: &str = "/v1/register";
+    pub const REGISTER_VERIFY: &str = "/v1/register/verify";
+    pub const ME: &str = "/v1/me";
+    pub const SEND: &str = "/v1/transfers/send";
+    pub const DEPOSIT: &str = "/v1/transfers/deposit";
+    pub const WITHDRAW: &str = "/v1/transfers/withdraw";
+    pub const HISTORY: &str = "/v1/history";
+    pub const CLAIMS: &str = "/v1/claims";
+    pub const INBOX: &str = "/v1/inbox";
+    pub const POLICY: &str = "/v1/policy";
+
+    pub fn claim_action(claim_id: &str, action: &str) -> String {
+        format!("{CLAIMS}/{claim_id}/{action}")
+    }
+}

@@ -217,3 +217,12 @@ pub struct Inbox {
     pub notifications: Vec<Notification>,
     pub cursor: i64,
 }
+
+/// Changes the security policy; needs the PIN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicyRequest {
+    #[serde(default)]
+    pub second_factor_above: Option<Amount>,
+    pub pin: String,
+}

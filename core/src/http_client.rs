@@ -1,0 +1,244 @@
+//! The HTTP client for Clink's server API: signs every request with the
+//! device key and turns error bodies back into typed [`ApiError`]s.
+
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::wire::signing::{self, DeviceKey};
+use crate::wire::*;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("server refused: {0}")]
+    Api(ApiError),
+    /// The server could not be reached or the connection broke; the request
+    /// may or may not have been processed.
+    #[error("network: {0}")]
+    Transport(String),
+    /// The server's answer was not what this client understands.
+    #[error("unexpected response (HTTP {status}): {detail}")]
+    Decode { status: u16, detail: String },
+    #[error("this client has no device key; register first")]
+    NoKey,
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// A signed, typed client of one server.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: String,
+    key: Option<Arc<DeviceKey>>,
+    rng: Arc<SystemRandom>,
+}
+
+impl ApiClient {
+    pub fn new(base_url: &str) -> ApiClient {
+        ApiClient {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            key: None,
+            rng: Arc::new(SystemRandom::new()),
+        }
+    }
+
+    pub fn with_key(mut self, key: Arc<DeviceKey>) -> ApiClient {
+        self.key = Some(key);
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// Sends one request; signs it when `signed`. Returns the decoded body.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<&impl Serialize>,
+        signed: bool,
+    ) -> Result<T, ClientError> {
+        let body = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Decode {
+                status: 0,
+                detail: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path_and_query}", self.base_url));
+        if signed {
+            let key = self.key.as_ref().ok_or(ClientError::NoKey)?;
+            let nonce = signing::new_nonce(self.rng.as_ref());
+            for (name, value) in key.sign(
+                method.as_str(),
+                path_and_query,
+                &body,
+                Self::now_ms(),
+                &nonce,
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        if !body.is_empty() {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if (200..300).contains(&status) {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                status,
+                detail: e.to_string(),
+            })
+        } else {
+            match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(e) => Err(ClientError::Api(e)),
+                Err(_) => Err(ClientError::Decode {
+                    status,
+                    detail: String::from_utf8_lossy(&bytes).into_owned(),
+                }),
+            }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(reqwest::Method::GET, path, None::<&()>, true)
+            .await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(reqwest::Method::POST, path, Some(body), true)
+            .await
+    }
+
+    pub async fn time(&self) -> Result<TimeResponse, ClientError> {
+        self.call(reqwest::Method::GET, paths::TIME, None::<&()>, false)
+            .await
+    }
+
+    pub async fn register(&self, phone: &str) -> Result<RegisterResponse, ClientError> {
+        let key = self.key.as_ref().ok_or(ClientError::NoKey)?;
+        let body = RegisterRequest {
+            phone: phone.to_string(),
+            public_key: key.public_key_b64(),
+        };
+        self.call(reqwest::Method::POST, paths::REGISTER, Some(&body), false)
+            .await
+    }
+
+    pub async fn verify(&self, request: &VerifyRequest) -> Result<AccountView, ClientError> {
+        self.post(paths::REGISTER_VERIFY, request).await
+    }
+
+    pub async fn me(&self) -> Result<AccountView, ClientError> {
+        self.get(paths::ME).await
+    }
+
+    pub async fn send(&self, request: &SendRequest) -> Result<TransferView, ClientError> {
+        self.post(paths::SEND, request).await
+    }
+
+    pub async fn deposit(&self, request: &DepositRequest) -> Result<TransferView, ClientError> {
+        self.post(paths::DEPOSIT, request).await
+    }
+
+    pub async fn withdraw(&self, request: &WithdrawRequest) -> Result<TransferView, ClientError> {
+        self.post(paths::WITHDRAW, request).await
+    }
+
+    pub async fn claim(&self, request: &ClaimRequest) -> Result<TransferView, ClientError> {
+        self.post(paths::CLAIMS, request).await
+    }
+
+    pub async fn approve_claim(
+        &self,
+        claim_id: &str,
+        pin: &str,
+    ) -> Result<TransferView, ClientError> {
+        self.post(
+            &paths::claim_action(claim_id, "approve"),
+            &ApproveClaimRequest {
+                pin: pin.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn decline_claim(&self, claim_id: &str) -> Result<TransferView, ClientError> {
+        self.post(
+            &paths::claim_action(claim_id, "decline"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn cancel_claim(&self, claim_id: &str) -> Result<TransferView, ClientError> {
+        self.post(
+            &paths::claim_action(claim_id, "cancel"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn transfer(&self, id: &str) -> Result<TransferView, ClientError> {
+        self.get(&format!("/v1/transfers/{id}")).await
+    }
+
+    pub async fn history(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let mut path = format!("{}?limit={limit}", paths::HISTORY);
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn inbox(&self, after: i64) -> Result<Inbox, ClientError> {
+        self.get(&format!("{}?after={after}", paths::INBOX)).await
+    }
+
+    pub async fn update_policy(
+        &self,
+        request: &UpdatePolicyRequest,
+    ) -> Result<AccountView, ClientError> {
+        self.call(reqwest::Method::PUT, paths::POLICY, Some(request), true)
+            .await
+    }
+}

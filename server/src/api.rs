@@ -1,0 +1,924 @@
+//! Routes and handlers. Handlers validate input, then hand the money rules in
+//! `ledger` to the writer as one job; they never touch balances themselves.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use clink_core::phone::PhoneNumber;
+use clink_core::wire::*;
+use serde::Deserialize;
+use sqlx::{AnyConnection, Row};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::auth::{Caller, MAX_BODY_BYTES, Signed};
+use crate::error::{AppError, AppResult};
+use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
+use crate::secrets::{random_digits, random_hex};
+use crate::{AppState, now_ms};
+
+type St = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(paths::HEALTH, get(health))
+        .route(paths::TIME, get(time))
+        .route(paths::REGISTER, post(register))
+        .route(paths::REGISTER_VERIFY, post(verify))
+        .route(paths::ME, get(me))
+        .route(paths::POLICY, put(update_policy))
+        .route(paths::SEND, post(send))
+        .route(paths::DEPOSIT, post(deposit))
+        .route(paths::WITHDRAW, post(withdraw))
+        .route("/v1/transfers/{id}", get(transfer))
+        .route(paths::CLAIMS, post(create_claim))
+        .route("/v1/claims/{id}/{action}", post(decide_claim))
+        .route(paths::HISTORY, get(history))
+        .route(paths::INBOX, get(inbox))
+        .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                ErrorCode::InvalidRequest,
+                "this endpoint does not take that HTTP method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            AppError::new(ErrorCode::Internal, "internal error").into_response()
+        }))
+        .with_state(state)
+}
+
+fn respond(r: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, "application/json")], r.body).into_response()
+}
+
+fn parse_phone(state: &AppState, input: &str) -> AppResult<PhoneNumber> {
+    PhoneNumber::parse(input, state.config.default_region)
+        .map_err(|e| AppError::new(ErrorCode::InvalidPhoneNumber, e.to_string()))
+}
+
+async fn user_by_phone(state: &AppState, phone: &PhoneNumber) -> AppResult<Option<i64>> {
+    let row = sqlx::query("SELECT account_id FROM users WHERE phone = $1")
+        .bind(phone.as_e164())
+        .fetch_optional(&state.db.pool)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+fn new_transfer_id(state: &AppState) -> String {
+    format!("t_{}", random_hex(&state.rng, 16))
+}
+
+/// Records the request's nonce in a job of its own (for reads).
+async fn consume_nonce(state: &Arc<AppState>, signed: Signed) -> AppResult<()> {
+    state
+        .writer
+        .run(move |conn| {
+            Box::pin(
+                async move { crate::writer::Outcome::from_result(signed.record_nonce(conn).await) },
+            )
+        })
+        .await
+}
+
+// ------------------------------------------------------------------ public
+
+async fn health(State(state): St) -> Response {
+    match sqlx::query("SELECT 1").fetch_one(&state.db.pool).await {
+        Ok(_) => Json(HealthResponse {
+            status: "ok".into(),
+            database: state.db.backend.name().into(),
+        })
+        .into_response(),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+async fn time() -> Json<TimeResponse> {
+    Json(TimeResponse {
+        server_time_ms: now_ms(),
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> AppResult<T> {
+    let body = body.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        AppError::new(
+            ErrorCode::MalformedJson,
+            format!("the request body is not valid: {e}"),
+        )
+    })
+}
+
+// ------------------------------------------------------------ registration
+
+async fn register(State(state): St, body: Result<Bytes, BytesRejection>) -> AppResult<Response> {
+    let req: RegisterRequest = json_body(body)?;
+    let phone = parse_phone(&state, &req.phone)?;
+    signing::decode_public_key(&req.public_key)
+        .map_err(|e| AppError::new(ErrorCode::InvalidRequest, format!("public_key: {e}")))?;
+    if user_by_phone(&state, &phone).await?.is_some() {
+        return Err(AppError::new(
+            ErrorCode::AlreadyRegistered,
+            "this number already has a Clink account",
+        ));
+    }
+    let code = random_digits(&state.rng, 6);
+    let code_hash = state
+        .secret
+        .hash(&registration_salt(&phone, &req.public_key), &code);
+    let expires_at = now_ms() + state.config.otp_ttl_secs as i64 * 1000;
+    let (phone_text, key) = (phone.as_e164().to_string(), req.public_key.clone());
+    state
+        .writer
+        .run(move |conn| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "INSERT INTO registrations (phone, public_key, code_hash, attempts, expires_at) VALUES ($1, $2, $3, 0, $4)
+                     ON CONFLICT (phone) DO UPDATE SET public_key = excluded.public_key,
+                        code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at",
+                )
+                .bind(phone_text)
+                .bind(key)
+                .bind(code_hash)
+                .bind(expires_at)
+                .execute(conn)
+                .await;
+                crate::writer::Outcome::from_result(r.map(|_| ()).map_err(AppError::from))
+            })
+        })
+        .await?;
+    state.otp.send(&phone, &code);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RegisterResponse {
+            phone,
+            code_expires_at_ms: expires_at,
+        }),
+    )
+        .into_response())
+}
+
+fn registration_salt(phone: &PhoneNumber, public_key: &str) -> String {
+    format!("{}|{}", phone.as_e164(), public_key)
+}
+
+/// Wrong codes allowed for one registration before it must start again.
+const MAX_CODE_ATTEMPTS: i64 = 5;
+
+async fn verify(State(state): St, signed: Signed) -> AppResult<Response> {
+    let req: VerifyRequest = signed.json()?;
+    let phone = parse_phone(&state, &req.phone)?;
+    let display_name = ledger::check_display_name(&req.display_name)?;
+    ledger::check_pin_format(&req.pin)?;
+    let st = state.clone();
+    let response = state
+        .writer
+        .run(move |conn| {
+            Box::pin(async move {
+                outcome(verify_job(&st, conn, signed, phone, req, display_name).await)
+            })
+        })
+        .await?;
+    Ok(respond(response))
+}
+
+async fn verify_job(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    signed: Signed,
+    phone: PhoneNumber,
+    req: VerifyRequest,
+    display_name: String,
+) -> Result<StoredResponse, Failure> {
+    signed.record_nonce(conn).await?;
+    let now = now_ms();
+    let row = sqlx::query(
+        "SELECT public_key, code_hash, attempts, expires_at FROM registrations WHERE phone = $1",
+    )
+    .bind(phone.as_e164())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let not_found = || {
+        AppError::new(
+            ErrorCode::RegistrationNotFound,
+            "no registration is waiting for this number and device; register first",
+        )
+    };
+    let Some(row) = row else {
+        return Err(not_found().into());
+    };
+    if row.try_get::<String, _>(0)? != signed.public_key {
+        return Err(not_found().into());
+    }
+    let (code_hash, attempts, expires_at): (String, i64, i64) =
+        (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+    let forget = "DELETE FROM registrations WHERE phone = $1";
+    if expires_at <= now {
+        sqlx::query(forget)
+            .bind(phone.as_e164())
+            .execute(&mut *conn)
+            .await?;
+        let error = AppError::new(
+            ErrorCode::CodeExpired,
+            "the code has expired; register again for a new one",
+        );
+        return Err(Failure {
+            error,
+            keep_writes: true,
+        });
+    }
+    if !state.secret.verify(
+        &registration_salt(&phone, &signed.public_key),
+        req.code.trim(),
+        &code_hash,
+    ) {
+        let attempts = attempts + 1;
+        let remaining = MAX_CODE_ATTEMPTS - attempts;
+        if remaining <= 0 {
+            sqlx::query(forget)
+                .bind(phone.as_e164())
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query("UPDATE registrations SET attempts = $1 WHERE phone = $2")
+                .bind(attempts)
+                .bind(phone.as_e164())
+                .execute(&mut *conn)
+                .await?;
+        }
+        let mut error = AppError::new(
+            ErrorCode::WrongCode,
+            if remaining > 0 {
+                format!("wrong code; {remaining} attempt(s) left")
+            } else {
+                "wrong code; register again for a new one".into()
+            },
+        );
+        error.0.attempts_remaining = Some(remaining.max(0) as u32);
+        return Err(Failure {
+            error,
+            keep_writes: true,
+        });
+    }
+    let exists = sqlx::query("SELECT 1 FROM users WHERE phone = $1")
+        .bind(phone.as_e164())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_some() {
+        return Err(AppError::new(
+            ErrorCode::AlreadyRegistered,
+            "this number already has a Clink account",
+        )
+        .into());
+    }
+    let account: i64 = sqlx::query(
+        "INSERT INTO accounts (kind, balance, created_at) VALUES ('user', 0, $1) RETURNING id",
+    )
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    let salt = random_hex(&state.rng, 16);
+    sqlx::query(
+        "INSERT INTO users (account_id, phone, display_name, pin_salt, pin_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(account)
+    .bind(phone.as_e164())
+    .bind(&display_name)
+    .bind(&salt)
+    .bind(state.secret.hash(&salt, &req.pin))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("INSERT INTO devices (public_key, account_id, created_at) VALUES ($1, $2, $3)")
+        .bind(&signed.public_key)
+        .bind(account)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(forget)
+        .bind(phone.as_e164())
+        .execute(&mut *conn)
+        .await?;
+    let view = account_view(state, conn, account).await?;
+    Ok(StoredResponse::json(201, &view))
+}
+
+async fn account_view(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+) -> AppResult<AccountView> {
+    let row = sqlx::query(
+        "SELECT u.phone, u.display_name, a.balance, u.second_factor_above FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(conn)
+    .await?;
+    Ok(AccountView {
+        phone: row.try_get::<String, _>(0)?.try_into().map_err(|_| {
+            AppError::new(ErrorCode::Internal, "a stored phone number is not E.164")
+        })?,
+        display_name: row.try_get(1)?,
+        balance: row.try_get(2)?,
+        currency: state.config.currency(),
+        policy: SecurityPolicy {
+            second_factor_above: row.try_get(3)?,
+        },
+    })
+}
+
+// ---------------------------------------------------------------- account
+
+async fn me(State(state): St, caller: Caller) -> AppResult<Json<AccountView>> {
+    consume_nonce(&state, caller.signed).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    Ok(Json(
+        account_view(&state, &mut conn, caller.account_id).await?,
+    ))
+}
+
+async fn update_policy(State(state): St, caller: Caller) -> AppResult<Response> {
+    let req: UpdatePolicyRequest = caller.signed.json()?;
+    if let Some(limit) = req.second_factor_above {
+        if limit < 0 {
+            return Err(AppError::new(
+                ErrorCode::InvalidAmount,
+                "the second-factor threshold cannot be negative",
+            ));
+        }
+    }
+    ledger::check_pin_format(&req.pin)?;
+    let st = state.clone();
+    let account = caller.account_id;
+    let response = state
+        .writer
+        .run(move |conn| {
+            Box::pin(async move {
+                outcome(
+                    async {
+                        caller.signed.record_nonce(conn).await?;
+                        ledger::verify_pin(&st, conn, account, &req.pin, now_ms()).await?;
+                        sqlx::query(
+                            "UPDATE users SET second_factor_above = $1 WHERE account_id = $2",
+                        )
+                        .bind(req.second_factor_above)
+                        .bind(account)
+                        .execute(&mut *conn)
+                        .await?;
+                        Ok(StoredResponse::json(
+                            200,
+                            &account_view(&st, conn, account).await?,
+                        ))
+                    }
+                    .await,
+                )
+            })
+        })
+        .await?;
+    Ok(respond(response))
+}
+
+// ----------------------------------------------------------------- money
+
+/// A request that moves money, validated and ready for the writer.
+struct MoneyRequest {
+    key: String,
+    fingerprint: String,
+    amount: i64,
+    memo: String,
+    pin: Option<String>,
+}
+
+impl MoneyRequest {
+    fn new(
+        state: &AppState,
+        path: &str,
+        body: &impl serde::Serialize,
+        key: &str,
+        amount: i64,
+        memo: &str,
+        pin: Option<&str>,
+    ) -> AppResult<Self> {
+        ledger::check_idempotency_key(key)?;
+        ledger::check_amount(amount, state.config.max_amount)?;
+        ledger::check_memo(memo)?;
+        if let Some(pin) = pin {
+            ledger::check_pin_format(pin)?;
+        }
+        Ok(MoneyRequest {
+            key: key.to_string(),
+            fingerprint: ledger::fingerprint(path, body),
+            amount,
+            memo: memo.to_string(),
+            pin: pin.map(str::to_string),
+        })
+    }
+}
+
+/// Runs one money operation: nonce, idempotent replay, PIN, then `post`.
+async fn run_money<F>(
+    state: &Arc<AppState>,
+    caller: Caller,
+    req: MoneyRequest,
+    post: F,
+) -> AppResult<Response>
+where
+    F: for<'c> FnOnce(
+            &'c AppState,
+            &'c mut AnyConnection,
+            i64,
+            &'c MoneyRequest,
+            i64,
+        ) -> ledger_future::Fut<'c>
+        + Send
+        + 'static,
+{
+    let st = state.clone();
+    let response = state
+        .writer
+        .run(move |conn| {
+            Box::pin(async move {
+                outcome(
+                    async {
+                        caller.signed.record_nonce(conn).await?;
+                        let account = caller.account_id;
+                        if let Some(stored) =
+                            ledger::replay(conn, account, &req.key, &req.fingerprint).await?
+                        {
+                            return Ok(stored);
+                        }
+                        let now = now_ms();
+                        if let Some(pin) = &req.pin {
+                            ledger::verify_pin(&st, conn, account, pin, now).await?;
+                        }
+                        let response = post(&st, conn, account, &req, now).await?;
+                        ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now)
+                            .await?;
+                        Ok(response)
+                    }
+                    .await,
+                )
+            })
+        })
+        .await?;
+    Ok(respond(response))
+}
+
+mod ledger_future {
+    use super::*;
+    pub type Fut<'c> = crate::writer::BoxFuture<'c, Result<StoredResponse, Failure>>;
+}
+
+async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
+    let body: SendRequest = caller.signed.json()?;
+    let req = MoneyRequest::new(
+        &state,
+        paths::SEND,
+        &body,
+        &body.idempotency_key,
+        body.amount,
+        &body.memo,
+        Some(&body.pin),
+    )?;
+    let payee_phone = parse_phone(&state, &body.payee)?;
+    let payee = user_by_phone(&state, &payee_phone).await?.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::UnknownPayee,
+            format!("{payee_phone} has no Clink account"),
+        )
+    })?;
+    if payee == caller.account_id {
+        return Err(AppError::new(
+            ErrorCode::SelfTransfer,
+            "you cannot pay yourself",
+        ));
+    }
+    let id = new_transfer_id(&state);
+    run_money(&state, caller, req, move |st, conn, account, req, now| {
+        Box::pin(async move {
+            ledger::check_policy(conn, account, req.amount).await?;
+            let t = NewTransfer {
+                id: &id,
+                kind: TransferKind::Send,
+                debit: account,
+                credit: payee,
+                amount: req.amount,
+                memo: &req.memo,
+                expires_at: None,
+            };
+            let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
+            ledger::notify(conn, payee, NotificationKind::PaymentReceived, seq, now).await?;
+            Ok(StoredResponse::json(
+                201,
+                &ledger::view(&mut *conn, seq, account).await?,
+            ))
+        })
+    })
+    .await
+}
+
+async fn deposit(State(state): St, caller: Caller) -> AppResult<Response> {
+    let body: DepositRequest = caller.signed.json()?;
+    let req = MoneyRequest::new(
+        &state,
+        paths::DEPOSIT,
+        &body,
+        &body.idempotency_key,
+        body.amount,
+        "",
+        None,
+    )?;
+    let id = new_transfer_id(&state);
+    run_money(&state, caller, req, move |st, conn, account, req, now| {
+        Box::pin(async move {
+            let t = NewTransfer {
+                id: &id,
+                kind: TransferKind::Deposit,
+                debit: st.system.cash_in,
+                credit: account,
+                amount: req.amount,
+                memo: "",
+                expires_at: None,
+            };
+            let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
+            Ok(StoredResponse::json(
+                201,
+                &ledger::view(&mut *conn, seq, account).await?,
+            ))
+        })
+    })
+    .await
+}
+
+async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
+    let body: WithdrawRequest = caller.signed.json()?;
+    let req = MoneyRequest::new(
+        &state,
+        paths::WITHDRAW,
+        &body,
+        &body.idempotency_key,
+        body.amount,
+        "",
+        Some(&body.pin),
+    )?;
+    let id = new_transfer_id(&state);
+    run_money(&state, caller, req, move |st, conn, account, req, now| {
+        Box::pin(async move {
+            let t = NewTransfer {
+                id: &id,
+                kind: TransferKind::Withdrawal,
+                debit: account,
+                credit: st.system.cash_out,
+                amount: req.amount,
+                memo: "",
+                expires_at: None,
+            };
+            let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
+            Ok(StoredResponse::json(
+                201,
+                &ledger::view(&mut *conn, seq, account).await?,
+            ))
+        })
+    })
+    .await
+}
+
+async fn create_claim(State(state): St, caller: Caller) -> AppResult<Response> {
+    let body: ClaimRequest = caller.signed.json()?;
+    let req = MoneyRequest::new(
+        &state,
+        paths::CLAIMS,
+        &body,
+        &body.idempotency_key,
+        body.amount,
+        &body.memo,
+        None,
+    )?;
+    let payer_phone = parse_phone(&state, &body.payer)?;
+    let payer = user_by_phone(&state, &payer_phone).await?.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::UnknownPayee,
+            format!("{payer_phone} has no Clink account"),
+        )
+    })?;
+    if payer == caller.account_id {
+        return Err(AppError::new(
+            ErrorCode::SelfTransfer,
+            "you cannot ask yourself for money",
+        ));
+    }
+    let id = new_transfer_id(&state);
+    let ttl_ms = state.config.claim_ttl().as_millis() as i64;
+    run_money(&state, caller, req, move |_st, conn, account, req, now| {
+        Box::pin(async move {
+            let t = NewTransfer {
+                id: &id,
+                kind: TransferKind::Claim,
+                debit: payer,
+                credit: account,
+                amount: req.amount,
+                memo: &req.memo,
+                expires_at: Some(now + ttl_ms),
+            };
+            let seq = ledger::insert_pending(conn, &t, now).await?;
+            ledger::notify(conn, payer, NotificationKind::ClaimReceived, seq, now).await?;
+            Ok(StoredResponse::json(
+                201,
+                &ledger::view(&mut *conn, seq, account).await?,
+            ))
+        })
+    })
+    .await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClaimAction {
+    Approve,
+    Decline,
+    Cancel,
+}
+
+async fn decide_claim(
+    State(state): St,
+    Path((id, action)): Path<(String, String)>,
+    caller: Caller,
+) -> AppResult<Response> {
+    let action = match action.as_str() {
+        "approve" => ClaimAction::Approve,
+        "decline" => ClaimAction::Decline,
+        "cancel" => ClaimAction::Cancel,
+        _ => {
+            return Err(AppError::new(
+                ErrorCode::NotFound,
+                "a claim can be approved, declined or cancelled",
+            ));
+        }
+    };
+    let pin = if action == ClaimAction::Approve {
+        let body: ApproveClaimRequest = caller.signed.json()?;
+        ledger::check_pin_format(&body.pin)?;
+        Some(body.pin)
+    } else {
+        None
+    };
+    let st = state.clone();
+    let response = state
+        .writer
+        .run(move |conn| {
+            Box::pin(
+                async move { outcome(decide_claim_job(&st, conn, caller, &id, action, pin).await) },
+            )
+        })
+        .await?;
+    Ok(respond(response))
+}
+
+async fn decide_claim_job(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    caller: Caller,
+    id: &str,
+    action: ClaimAction,
+    pin: Option<String>,
+) -> Result<StoredResponse, Failure> {
+    caller.signed.record_nonce(conn).await?;
+    let me = caller.account_id;
+    let now = now_ms();
+    let not_found = || {
+        AppError::new(
+            ErrorCode::NotFound,
+            format!("no claim {id:?} is addressed to you"),
+        )
+    };
+    let Some(claim) = ledger::load_transfer(conn, id).await? else {
+        return Err(not_found().into());
+    };
+    // The payer approves or declines; the requester (credited) cancels.
+    let party = if action == ClaimAction::Cancel {
+        claim.credit
+    } else {
+        claim.debit
+    };
+    if claim.kind != TransferKind::Claim || party != me {
+        return Err(not_found().into());
+    }
+    let done_already = match (action, claim.state, claim.void_reason) {
+        (ClaimAction::Approve, TransferState::Posted, _) => true,
+        (ClaimAction::Decline, TransferState::Voided, Some(VoidReason::Declined)) => true,
+        (ClaimAction::Cancel, TransferState::Voided, Some(VoidReason::Cancelled)) => true,
+        _ => false,
+    };
+    if done_already {
+        // Saying the same thing twice is not an error: the phone may have lost the first answer.
+        return Ok(StoredResponse::json(
+            200,
+            &ledger::view(&mut *conn, claim.seq, me).await?,
+        ));
+    }
+    if claim.state != TransferState::Pending {
+        let what = match claim.void_reason {
+            Some(VoidReason::Declined) => "declined",
+            Some(VoidReason::Cancelled) => "cancelled",
+            Some(VoidReason::Expired) => "expired",
+            None => "paid",
+        };
+        let code = if claim.void_reason == Some(VoidReason::Expired) {
+            ErrorCode::ClaimExpired
+        } else {
+            ErrorCode::ClaimNotPending
+        };
+        return Err(AppError::new(code, format!("this claim was already {what}")).into());
+    }
+    if claim.expires_at.is_some_and(|at| at <= now) {
+        ledger::void_pending(conn, claim.seq, VoidReason::Expired, now).await?;
+        ledger::notify(
+            conn,
+            claim.credit,
+            NotificationKind::ClaimExpired,
+            claim.seq,
+            now,
+        )
+        .await?;
+        let error = AppError::new(ErrorCode::ClaimExpired, "this claim has expired");
+        return Err(Failure {
+            error,
+            keep_writes: true,
+        });
+    }
+    match action {
+        ClaimAction::Approve => {
+            ledger::verify_pin(state, conn, me, pin.as_deref().unwrap_or_default(), now).await?;
+            ledger::check_policy(conn, me, claim.amount).await?;
+            ledger::post_pending(conn, &state.system, &claim, now).await?;
+            ledger::notify(
+                conn,
+                claim.credit,
+                NotificationKind::ClaimApproved,
+                claim.seq,
+                now,
+            )
+            .await?;
+        }
+        ClaimAction::Decline => {
+            ledger::void_pending(conn, claim.seq, VoidReason::Declined, now).await?;
+            ledger::notify(
+                conn,
+                claim.credit,
+                NotificationKind::ClaimDeclined,
+                claim.seq,
+                now,
+            )
+            .await?;
+        }
+        ClaimAction::Cancel => {
+            ledger::void_pending(conn, claim.seq, VoidReason::Cancelled, now).await?;
+            ledger::notify(
+                conn,
+                claim.debit,
+                NotificationKind::ClaimCancelled,
+                claim.seq,
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(StoredResponse::json(
+        200,
+        &ledger::view(&mut *conn, claim.seq, me).await?,
+    ))
+}
+
+// ------------------------------------------------------------------ reads
+
+async fn transfer(
+    State(state): St,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> AppResult<Json<TransferView>> {
+    consume_nonce(&state, caller.signed).await?;
+    let row = sqlx::query(&format!(
+        "{} WHERE t.id = $1 AND (t.debit_account = $2 OR t.credit_account = $2)",
+        ledger::VIEW_SELECT
+    ))
+    .bind(&id)
+    .bind(caller.account_id)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(|| AppError::new(ErrorCode::NotFound, format!("no transfer {id:?} of yours")))?;
+    Ok(Json(ledger::view_from_row(&row, caller.account_id)?))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+const MAX_PAGE: i64 = 200;
+
+async fn history(
+    State(state): St,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+    caller: Caller,
+) -> AppResult<Json<HistoryPage>> {
+    let Query(q) = query.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::new(
+            ErrorCode::InvalidRequest,
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    consume_nonce(&state, caller.signed).await?;
+    let me = caller.account_id;
+    let rows = sqlx::query(&format!(
+        "{} WHERE t.seq IN (
+            SELECT seq FROM transfers WHERE debit_account = $1 AND seq < $2
+            UNION ALL SELECT seq FROM transfers WHERE credit_account = $1 AND seq < $2)
+         ORDER BY t.seq DESC LIMIT $3",
+        ledger::VIEW_SELECT
+    ))
+    .bind(me)
+    .bind(q.before.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let items = rows
+        .iter()
+        .map(|r| ledger::view_from_row(r, me))
+        .collect::<AppResult<Vec<_>>>()?;
+    let next_before = if more {
+        rows.last().map(|r| r.try_get::<i64, _>(0)).transpose()?
+    } else {
+        None
+    };
+    Ok(Json(HistoryPage { items, next_before }))
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    after: Option<i64>,
+}
+
+const INBOX_PAGE: i64 = 200;
+
+async fn inbox(
+    State(state): St,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+    caller: Caller,
+) -> AppResult<Json<Inbox>> {
+    let Query(q) = query.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    consume_nonce(&state, caller.signed).await?;
+    let me = caller.account_id;
+    let now = now_ms();
+    let pool = &state.db.pool;
+    let claims = sqlx::query(&format!(
+        "{} WHERE t.debit_account = $1 AND t.kind = 'claim' AND t.state = 'pending' AND t.expires_at > $2 ORDER BY t.seq",
+        ledger::VIEW_SELECT
+    ))
+    .bind(me)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let pending_claims = claims
+        .iter()
+        .map(|r| ledger::view_from_row(r, me))
+        .collect::<AppResult<Vec<_>>>()?;
+    let after = q.after.unwrap_or(0);
+    let rows = sqlx::query(
+        "SELECT id, kind, transfer_seq, created_at FROM notifications WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(me)
+    .bind(after)
+    .bind(INBOX_PAGE)
+    .fetch_all(pool)
+    .await?;
+    let mut notifications = Vec::with_capacity(rows.len());
+    for row in &rows {
+        notifications.push(Notification {
+            id: row.try_get(0)?,
+            kind: ledger::parse_notification(&row.try_get::<String, _>(1)?)?,
+            transfer: ledger::view(pool, row.try_get(2)?, me).await?,
+            created_at_ms: row.try_get(3)?,
+        });
+    }
+    let cursor = notifications.last().map_or(after, |n| n.id);
+    Ok(Json(Inbox {
+        pending_claims,
+        notifications,
+        cursor,
+    }))
+}

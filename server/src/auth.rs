@@ -1,0 +1,161 @@
+//! Device authentication: every request but registration's first step and the
+//! public clock is signed by the device key (scheme in
+//! `clink_core::wire::signing`). Signatures and timestamps are checked here;
+//! nonces are recorded by the ledger writer in the same transaction as the
+//! request's own writes, so a replay can never slip between check and use.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use clink_core::wire::ErrorCode;
+use clink_core::wire::signing::{self, MAX_CLOCK_SKEW_MS, SigningError};
+use serde::de::DeserializeOwned;
+use sqlx::{AnyConnection, Row};
+
+use crate::error::{AppError, AppResult};
+use crate::{AppState, now_ms};
+
+/// Largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request whose signature and timestamp are good; its key may not yet
+/// belong to a user (registration's second step).
+pub struct Signed {
+    pub public_key: String,
+    pub nonce: String,
+    pub body: Bytes,
+}
+
+/// A signed request from a registered device.
+pub struct Caller {
+    pub account_id: i64,
+    pub signed: Signed,
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> AppResult<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                format!("missing or unreadable {name} header"),
+            )
+        })
+}
+
+impl FromRequest<Arc<AppState>> for Signed {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _state: &Arc<AppState>) -> AppResult<Signed> {
+        let public_key = header(&req, signing::HEADER_KEY)?.to_string();
+        let nonce = header(&req, signing::HEADER_NONCE)?.to_string();
+        let signature = header(&req, signing::HEADER_SIGNATURE)?.to_string();
+        let timestamp: i64 = header(&req, signing::HEADER_TIMESTAMP)?
+            .parse()
+            .map_err(|_| {
+                AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "x-clink-timestamp must be Unix milliseconds",
+                )
+            })?;
+        let skew = (now_ms() - timestamp).abs();
+        if skew > MAX_CLOCK_SKEW_MS {
+            return Err(AppError::new(
+                ErrorCode::StaleTimestamp,
+                format!(
+                    "the request's timestamp is {} s away from the server's clock (limit 300 s); check the device clock",
+                    skew / 1000
+                ),
+            ));
+        }
+        let method = req.method().as_str().to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let key_bytes = signing::decode_public_key(&public_key).map_err(signing_error)?;
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+        signing::verify(
+            &key_bytes, &signature, &method, &path, &body, timestamp, &nonce,
+        )
+        .map_err(signing_error)?;
+        Ok(Signed {
+            public_key,
+            nonce,
+            body,
+        })
+    }
+}
+
+impl FromRequest<Arc<AppState>> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> AppResult<Caller> {
+        let signed = Signed::from_request(req, state).await?;
+        let row = sqlx::query("SELECT account_id FROM devices WHERE public_key = $1")
+            .bind(&signed.public_key)
+            .fetch_optional(&state.db.pool)
+            .await?;
+        let Some(row) = row else {
+            return Err(AppError::new(
+                ErrorCode::Unauthenticated,
+                "this device key is not registered; register first",
+            ));
+        };
+        Ok(Caller {
+            account_id: row.try_get(0)?,
+            signed,
+        })
+    }
+}
+
+fn signing_error(e: SigningError) -> AppError {
+    let code = match e {
+        SigningError::BadSignature => ErrorCode::BadSignature,
+        _ => ErrorCode::Unauthenticated,
+    };
+    AppError::new(code, e.to_string())
+}
+
+impl Signed {
+    /// The body as JSON of type `T`, or a `malformed_json` error saying why not.
+    pub fn json<T: DeserializeOwned>(&self) -> AppResult<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            AppError::new(
+                ErrorCode::MalformedJson,
+                format!("the request body is not valid: {e}"),
+            )
+        })
+    }
+
+    /// Records the nonce; fails if this device used it before. Call inside a
+    /// writer job, before the request's own writes.
+    pub async fn record_nonce(&self, conn: &mut AnyConnection) -> AppResult<()> {
+        let inserted = sqlx::query(
+            "INSERT INTO nonces (public_key, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.public_key)
+        .bind(&self.nonce)
+        .bind(now_ms())
+        .execute(conn)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(AppError::new(
+                ErrorCode::ReplayedNonce,
+                "this request was already received (nonce reused)",
+            ));
+        }
+        Ok(())
+    }
+}

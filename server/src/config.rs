@@ -1,0 +1,116 @@
+//! Server configuration, from the command line or `CLINK_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use clink_core::phone::Region;
+use clink_core::wire::Currency;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "clink-server", about = "Clink's ledger and matching server")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CLINK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// `sqlite:<file>` (created and migrated on first start) or `postgres://…`.
+    #[arg(long, env = "CLINK_DATABASE_URL", default_value = "sqlite:clink.db")]
+    pub database_url: String,
+
+    /// File holding the secret that keys PIN hashes; created with fresh random
+    /// bytes if missing. Keep it apart from the database and its backups.
+    /// Default: `<database file>.pin-secret` for SQLite, `clink.pin-secret` otherwise.
+    #[arg(long, env = "CLINK_PIN_SECRET_FILE")]
+    pub pin_secret_file: Option<PathBuf>,
+
+    /// ISO 4217 code of the one currency this ledger keeps.
+    #[arg(long, env = "CLINK_CURRENCY", default_value = "JPY")]
+    pub currency: String,
+
+    /// Minor-unit digits of the currency (0 for JPY, 2 for EUR).
+    #[arg(long, env = "CLINK_CURRENCY_EXPONENT", default_value_t = 0)]
+    pub currency_exponent: u8,
+
+    /// Region for phone numbers typed without a country code.
+    #[arg(long, env = "CLINK_DEFAULT_REGION", default_value = "JP", value_parser = parse_region)]
+    pub default_region: Region,
+
+    /// Largest amount of one transfer, in minor units.
+    #[arg(long, env = "CLINK_MAX_AMOUNT", default_value_t = 1_000_000)]
+    pub max_amount: i64,
+
+    /// How long a claim waits for the payer before it expires.
+    #[arg(long, env = "CLINK_CLAIM_TTL_SECS", default_value_t = 24 * 3600)]
+    pub claim_ttl_secs: u64,
+
+    /// Wrong PINs in a row that lock payments.
+    #[arg(long, env = "CLINK_PIN_MAX_ATTEMPTS", default_value_t = 5)]
+    pub pin_max_attempts: u32,
+
+    /// How long payments stay locked after too many wrong PINs.
+    #[arg(long, env = "CLINK_LOCKOUT_SECS", default_value_t = 15 * 60)]
+    pub lockout_secs: u64,
+
+    /// How long a registration code is valid.
+    #[arg(long, env = "CLINK_OTP_TTL_SECS", default_value_t = 10 * 60)]
+    pub otp_ttl_secs: u64,
+
+    /// How often expired claims, nonces and idempotency records are swept.
+    #[arg(long, env = "CLINK_SWEEP_SECS", default_value_t = 5)]
+    pub sweep_secs: u64,
+
+    /// Most requests the ledger writer commits together (group commit).
+    #[arg(long, env = "CLINK_MAX_BATCH", default_value_t = 512)]
+    pub max_batch: usize,
+}
+
+fn parse_region(s: &str) -> Result<Region, String> {
+    s.parse()
+        .map_err(|e: clink_core::phone::PhoneError| e.to_string())
+}
+
+/// Idempotency records are kept at least this long.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 3600);
+
+impl Config {
+    /// The configuration with all defaults, for tests and embedding.
+    pub fn with_database(database_url: impl Into<String>) -> Config {
+        let mut config = Config::parse_from(["clink-server"]);
+        config.database_url = database_url.into();
+        config
+    }
+
+    pub fn currency(&self) -> Currency {
+        Currency {
+            code: self.currency.clone(),
+            exponent: self.currency_exponent,
+        }
+    }
+
+    pub fn claim_ttl(&self) -> Duration {
+        Duration::from_secs(self.claim_ttl_secs)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn pin_secret_path(&self) -> PathBuf {
+        if let Some(path) = &self.pin_secret_file {
+            return path.clone();
+        }
+        match self.database_url.strip_prefix("sqlite:") {
+            Some(rest) => {
+                let file = rest
+                    .trim_start_matches("//")
+                    .split('?')
+                    .next()
+                    .unwrap_or("clink.db");
+                PathBuf::from(format!("{file}.pin-secret"))
+            }
+            None => PathBuf::from("clink.pin-secret"),
+        }
+    }
+}

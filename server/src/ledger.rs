@@ -1,0 +1,682 @@
+//! The money rules. Every function here runs inside a ledger-writer job (one
+//! savepoint of a group-committed transaction), so each operation is atomic:
+//! its nonce, its PIN bookkeeping, its transfer, its entries, its notifications
+//! and its idempotency record stand or fall together.
+
+use clink_core::wire::{
+    Counterpart, Direction, ErrorCode, NotificationKind, TransferKind, TransferState, TransferView,
+    VoidReason,
+};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
+
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::writer::Outcome;
+
+/// Accounts that stand for money entering and leaving Clink. Their balances
+/// mirror the users' so that all balances always sum to zero.
+#[derive(Clone, Copy, Debug)]
+pub struct SystemAccounts {
+    pub cash_in: i64,
+    pub cash_out: i64,
+}
+
+impl SystemAccounts {
+    pub async fn load(pool: &AnyPool) -> Result<SystemAccounts, sqlx::Error> {
+        let id = |kind: &'static str| async move {
+            sqlx::query("SELECT id FROM accounts WHERE kind = $1")
+                .bind(kind)
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>(0)
+        };
+        Ok(SystemAccounts {
+            cash_in: id("cash_in").await?,
+            cash_out: id("cash_out").await?,
+        })
+    }
+
+    fn contains(&self, account: i64) -> bool {
+        account == self.cash_in || account == self.cash_out
+    }
+}
+
+/// A failure inside a job, and whether the job's writes must stand anyway
+/// (a wrong PIN is counted even though the payment is refused).
+pub struct Failure {
+    pub error: AppError,
+    pub keep_writes: bool,
+}
+
+impl From<AppError> for Failure {
+    fn from(error: AppError) -> Self {
+        Failure {
+            error,
+            keep_writes: false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+pub fn outcome<T>(result: Result<T, Failure>) -> Outcome<T> {
+    match result {
+        Ok(v) => Outcome {
+            keep_writes: true,
+            reply: Ok(v),
+        },
+        Err(f) => Outcome {
+            keep_writes: f.keep_writes,
+            reply: Err(f.error),
+        },
+    }
+}
+
+/// A response exactly as sent, so an idempotent replay is byte-identical.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl StoredResponse {
+    pub fn json(status: u16, value: &impl Serialize) -> StoredResponse {
+        StoredResponse {
+            status,
+            body: serde_json::to_string(value).expect("wire types serialise"),
+        }
+    }
+}
+
+fn bad(code: ErrorCode, message: impl Into<String>) -> AppError {
+    AppError::new(code, message)
+}
+
+// ---------------------------------------------------------------- validation
+
+pub fn check_amount(amount: i64, max_amount: i64) -> AppResult<()> {
+    if amount <= 0 {
+        return Err(bad(
+            ErrorCode::InvalidAmount,
+            format!("the amount must be positive, got {amount}"),
+        ));
+    }
+    if amount > max_amount {
+        return Err(bad(
+            ErrorCode::AmountTooLarge,
+            format!("the amount {amount} is above the largest allowed transfer, {max_amount}"),
+        ));
+    }
+    Ok(())
+}
+
+pub const MAX_MEMO_CHARS: usize = 200;
+pub const MAX_NAME_CHARS: usize = 64;
+
+pub fn check_memo(memo: &str) -> AppResult<()> {
+    if memo.chars().count() > MAX_MEMO_CHARS {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!("the memo is longer than {MAX_MEMO_CHARS} characters"),
+        ));
+    }
+    if memo.chars().any(char::is_control) {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            "the memo contains control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_display_name(name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!("the display name must be 1 to {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+pub fn check_pin_format(pin: &str) -> AppResult<()> {
+    if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(ErrorCode::InvalidPin, "a PIN is 4 to 12 digits"));
+    }
+    Ok(())
+}
+
+pub fn check_idempotency_key(key: &str) -> AppResult<()> {
+    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            "the idempotency key must be 1 to 128 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------- idempotency
+
+/// What identifies "the same request": the path and the body's fields in a
+/// canonical order, without the PIN (a person may retype it on retry).
+pub fn fingerprint(path: &str, request: &impl Serialize) -> String {
+    let mut value = serde_json::to_value(request).expect("wire types serialise");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("pin");
+    }
+    let canonical = format!("{path}\n{value}");
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// The stored response for this key, if the request was already done; an
+/// error if the key was used for a different request.
+pub async fn replay(
+    conn: &mut AnyConnection,
+    account: i64,
+    key: &str,
+    fingerprint: &str,
+) -> AppResult<Option<StoredResponse>> {
+    let row = sqlx::query(
+        "SELECT request_hash, response_status, response_body FROM idempotency WHERE account_id = $1 AND key = $2",
+    )
+    .bind(account)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    if row.try_get::<String, _>(0)? != fingerprint {
+        return Err(bad(
+            ErrorCode::IdempotencyKeyReused,
+            "this idempotency key was already used for a different request; use a new key for a new payment",
+        ));
+    }
+    Ok(Some(StoredResponse {
+        status: row.try_get::<i64, _>(1)? as u16,
+        body: row.try_get(2)?,
+    }))
+}
+
+/// Remembers a successful response. Failures are not stored: a refused
+/// request may be corrected and sent again under the same key.
+pub async fn remember(
+    conn: &mut AnyConnection,
+    account: i64,
+    key: &str,
+    fingerprint: &str,
+    response: &StoredResponse,
+    now: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO idempotency (account_id, key, request_hash, response_status, response_body, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(account)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(response.status as i64)
+    .bind(&response.body)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// --------------------------------------------------------------------- PIN
+
+/// Checks the PIN and the lockout. A wrong PIN is counted (and may lock the
+/// account); that bookkeeping must be committed even though the request fails.
+pub async fn verify_pin(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    pin: &str,
+    now: i64,
+) -> Result<(), Failure> {
+    let row = sqlx::query(
+        "SELECT pin_salt, pin_hash, failed_pins, locked_until FROM users WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (salt, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    let failed: i64 = row.try_get(2)?;
+    let locked_until: i64 = row.try_get(3)?;
+    if locked_until > now {
+        return Err(locked(locked_until).into());
+    }
+    if state.secret.verify(&salt, pin, &hash) {
+        if failed != 0 {
+            sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")
+                .bind(account)
+                .execute(conn)
+                .await?;
+        }
+        return Ok(());
+    }
+    let failed = failed + 1;
+    let max = state.config.pin_max_attempts as i64;
+    let error = if failed >= max {
+        let until = now + state.config.lockout_secs as i64 * 1000;
+        sqlx::query("UPDATE users SET failed_pins = 0, locked_until = $1 WHERE account_id = $2")
+            .bind(until)
+            .bind(account)
+            .execute(conn)
+            .await?;
+        locked(until)
+    } else {
+        sqlx::query("UPDATE users SET failed_pins = $1 WHERE account_id = $2")
+            .bind(failed)
+            .bind(account)
+            .execute(conn)
+            .await?;
+        let remaining = (max - failed) as u32;
+        let mut e = bad(
+            ErrorCode::WrongPin,
+            format!(
+                "wrong PIN; {remaining} more wrong attempt(s) lock payments for {} minutes",
+                state.config.lockout_secs / 60
+            ),
+        );
+        e.0.attempts_remaining = Some(remaining);
+        e
+    };
+    Err(Failure {
+        error,
+        keep_writes: true,
+    })
+}
+
+fn locked(until: i64) -> AppError {
+    let mut e = bad(
+        ErrorCode::AccountLocked,
+        "payments are locked after too many wrong PINs; try again later",
+    );
+    e.0.locked_until_ms = Some(until);
+    e
+}
+
+/// Refuses payments that the user's policy wants confirmed by a factor this
+/// server cannot check yet.
+pub async fn check_policy(conn: &mut AnyConnection, account: i64, amount: i64) -> AppResult<()> {
+    let row = sqlx::query("SELECT second_factor_above FROM users WHERE account_id = $1")
+        .bind(account)
+        .fetch_one(conn)
+        .await?;
+    if let Some(limit) = row.try_get::<Option<i64>, _>(0)? {
+        if amount > limit {
+            return Err(bad(
+                ErrorCode::SecondFactorRequired,
+                format!(
+                    "your security policy requires a second factor above {limit}, which this server cannot check yet"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------- transfers
+
+pub struct NewTransfer<'a> {
+    pub id: &'a str,
+    pub kind: TransferKind,
+    pub debit: i64,
+    pub credit: i64,
+    pub amount: i64,
+    pub memo: &'a str,
+    pub expires_at: Option<i64>,
+}
+
+/// Writes a pending transfer; no money moves until it is posted.
+pub async fn insert_pending(
+    conn: &mut AnyConnection,
+    t: &NewTransfer<'_>,
+    now: i64,
+) -> AppResult<i64> {
+    insert_transfer(conn, t, TransferState::Pending, now).await
+}
+
+/// Moves the money and writes a posted transfer with its two entries.
+pub async fn insert_posted(
+    conn: &mut AnyConnection,
+    system: &SystemAccounts,
+    t: &NewTransfer<'_>,
+    now: i64,
+) -> AppResult<i64> {
+    move_money(conn, system, t.debit, t.credit, t.amount).await?;
+    let seq = insert_transfer(conn, t, TransferState::Posted, now).await?;
+    write_entries(conn, seq, t.debit, t.credit, t.amount).await?;
+    Ok(seq)
+}
+
+async fn insert_transfer(
+    conn: &mut AnyConnection,
+    t: &NewTransfer<'_>,
+    state: TransferState,
+    now: i64,
+) -> AppResult<i64> {
+    let decided_at = (state == TransferState::Posted).then_some(now);
+    let row = sqlx::query(
+        "INSERT INTO transfers (id, kind, state, debit_account, credit_account, amount, memo, created_at, decided_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+    )
+    .bind(t.id)
+    .bind(kind_str(t.kind))
+    .bind(state_str(state))
+    .bind(t.debit)
+    .bind(t.credit)
+    .bind(t.amount)
+    .bind(t.memo)
+    .bind(now)
+    .bind(decided_at)
+    .bind(t.expires_at)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Debits and credits balances. A user account is debited only if it holds
+/// the amount; accounts are updated in id order so that concurrent writers on
+/// several server instances cannot deadlock.
+async fn move_money(
+    conn: &mut AnyConnection,
+    system: &SystemAccounts,
+    debit: i64,
+    credit: i64,
+    amount: i64,
+) -> AppResult<()> {
+    if debit < credit {
+        debit_account(conn, system, debit, amount).await?;
+        credit_account(conn, credit, amount).await
+    } else {
+        credit_account(conn, credit, amount).await?;
+        debit_account(conn, system, debit, amount).await
+    }
+}
+
+async fn debit_account(
+    conn: &mut AnyConnection,
+    system: &SystemAccounts,
+    account: i64,
+    amount: i64,
+) -> AppResult<()> {
+    let sql = if system.contains(account) {
+        "UPDATE accounts SET balance = balance - $1 WHERE id = $2"
+    } else {
+        "UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1"
+    };
+    let changed = sqlx::query(sql)
+        .bind(amount)
+        .bind(account)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        let available = balance(&mut *conn, account).await?;
+        return Err(bad(
+            ErrorCode::InsufficientFunds,
+            format!("insufficient funds: the balance {available} does not cover {amount}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn credit_account(conn: &mut AnyConnection, account: i64, amount: i64) -> AppResult<()> {
+    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+        .bind(amount)
+        .bind(account)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn write_entries(
+    conn: &mut AnyConnection,
+    seq: i64,
+    debit: i64,
+    credit: i64,
+    amount: i64,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO entries (transfer_seq, account_id, amount) VALUES ($1, $2, $3), ($1, $4, $5)",
+    )
+    .bind(seq)
+    .bind(debit)
+    .bind(-amount)
+    .bind(credit)
+    .bind(amount)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn balance<'e, E: Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    account: i64,
+) -> AppResult<i64> {
+    Ok(sqlx::query("SELECT balance FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_one(executor)
+        .await?
+        .try_get(0)?)
+}
+
+/// Posts a pending transfer: moves the money, writes its entries.
+pub async fn post_pending(
+    conn: &mut AnyConnection,
+    system: &SystemAccounts,
+    p: &PendingTransfer,
+    now: i64,
+) -> AppResult<()> {
+    move_money(conn, system, p.debit, p.credit, p.amount).await?;
+    settle(conn, p.seq, TransferState::Posted, None, now).await?;
+    write_entries(conn, p.seq, p.debit, p.credit, p.amount).await
+}
+
+/// Voids a pending transfer; no money has moved, none moves.
+pub async fn void_pending(
+    conn: &mut AnyConnection,
+    seq: i64,
+    reason: VoidReason,
+    now: i64,
+) -> AppResult<()> {
+    settle(conn, seq, TransferState::Voided, Some(reason), now).await
+}
+
+async fn settle(
+    conn: &mut AnyConnection,
+    seq: i64,
+    to: TransferState,
+    reason: Option<VoidReason>,
+    now: i64,
+) -> AppResult<()> {
+    // The state guard makes a pending transfer change exactly once.
+    let changed = sqlx::query(
+        "UPDATE transfers SET state = $1, void_reason = $2, decided_at = $3 WHERE seq = $4 AND state = 'pending'",
+    )
+    .bind(state_str(to))
+    .bind(reason.map(void_str))
+    .bind(now)
+    .bind(seq)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        return Err(bad(
+            ErrorCode::ClaimNotPending,
+            "this transfer was already decided",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn notify(
+    conn: &mut AnyConnection,
+    account: i64,
+    kind: NotificationKind,
+    seq: i64,
+    now: i64,
+) -> AppResult<()> {
+    sqlx::query("INSERT INTO notifications (account_id, kind, transfer_seq, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(account)
+        .bind(notification_str(kind))
+        .bind(seq)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The fields of a transfer that decide what may happen to it.
+pub struct PendingTransfer {
+    pub seq: i64,
+    pub kind: TransferKind,
+    pub state: TransferState,
+    pub void_reason: Option<VoidReason>,
+    pub debit: i64,
+    pub credit: i64,
+    pub amount: i64,
+    pub expires_at: Option<i64>,
+}
+
+pub async fn load_transfer(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> AppResult<Option<PendingTransfer>> {
+    let row = sqlx::query(
+        "SELECT seq, kind, state, void_reason, debit_account, credit_account, amount, expires_at FROM transfers WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(PendingTransfer {
+        seq: row.try_get(0)?,
+        kind: parse_kind(&row.try_get::<String, _>(1)?)?,
+        state: parse_state(&row.try_get::<String, _>(2)?)?,
+        void_reason: row
+            .try_get::<Option<String>, _>(3)?
+            .as_deref()
+            .map(parse_void)
+            .transpose()?,
+        debit: row.try_get(4)?,
+        credit: row.try_get(5)?,
+        amount: row.try_get(6)?,
+        expires_at: row.try_get(7)?,
+    }))
+}
+
+// ------------------------------------------------------------------- views
+
+/// Columns for [`view_from_row`]; append a WHERE clause.
+pub const VIEW_SELECT: &str =
+    "SELECT t.seq, t.id, t.kind, t.state, t.void_reason, t.debit_account, t.credit_account,
+        t.amount, t.memo, t.created_at, t.decided_at, t.expires_at,
+        du.display_name, du.phone, cu.display_name, cu.phone
+    FROM transfers t
+    LEFT JOIN users du ON du.account_id = t.debit_account
+    LEFT JOIN users cu ON cu.account_id = t.credit_account";
+
+/// A transfer as `viewer` sees it.
+pub fn view_from_row(row: &AnyRow, viewer: i64) -> AppResult<TransferView> {
+    let kind = parse_kind(&row.try_get::<String, _>(2)?)?;
+    let debit: i64 = row.try_get(5)?;
+    let outgoing = debit == viewer;
+    let (name_col, phone_col) = if outgoing { (14, 15) } else { (12, 13) };
+    let counterpart = match row.try_get::<Option<String>, _>(name_col)? {
+        Some(display_name) => Counterpart {
+            display_name,
+            phone: row
+                .try_get::<Option<String>, _>(phone_col)?
+                .and_then(|p| p.try_into().ok()),
+        },
+        None => Counterpart {
+            display_name: system_name(kind).to_string(),
+            phone: None,
+        },
+    };
+    Ok(TransferView {
+        id: row.try_get(1)?,
+        kind,
+        state: parse_state(&row.try_get::<String, _>(3)?)?,
+        void_reason: row
+            .try_get::<Option<String>, _>(4)?
+            .as_deref()
+            .map(parse_void)
+            .transpose()?,
+        direction: if outgoing {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        },
+        amount: row.try_get(7)?,
+        counterpart,
+        memo: row.try_get(8)?,
+        created_at_ms: row.try_get(9)?,
+        decided_at_ms: row.try_get(10)?,
+        expires_at_ms: row.try_get(11)?,
+    })
+}
+
+pub async fn view<'e, E: Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    seq: i64,
+    viewer: i64,
+) -> AppResult<TransferView> {
+    let row = sqlx::query(&format!("{VIEW_SELECT} WHERE t.seq = $1"))
+        .bind(seq)
+        .fetch_one(executor)
+        .await?;
+    view_from_row(&row, viewer)
+}
+
+fn system_name(kind: TransferKind) -> &'static str {
+    match kind {
+        TransferKind::Deposit => "Top-up",
+        TransferKind::Withdrawal => "Withdrawal",
+        _ => "Clink",
+    }
+}
+
+// ----------------------------------------------------------- enum <-> text
+
+macro_rules! text_enum {
+    ($to:ident, $from:ident, $ty:ty, { $($variant:path => $text:literal),* $(,)? }) => {
+        pub fn $to(v: $ty) -> &'static str {
+            match v { $($variant => $text),* }
+        }
+        pub fn $from(s: &str) -> AppResult<$ty> {
+            match s {
+                $($text => Ok($variant),)*
+                other => Err(AppError::new(ErrorCode::Internal, format!("unknown {} {other:?} in the database", stringify!($ty)))),
+            }
+        }
+    };
+}
+
+text_enum!(kind_str, parse_kind, TransferKind, {
+    TransferKind::Send => "send", TransferKind::Claim => "claim",
+    TransferKind::Deposit => "deposit", TransferKind::Withdrawal => "withdrawal",
+});
+text_enum!(state_str, parse_state, TransferState, {
+    TransferState::Pending => "pending", TransferState::Posted => "posted", TransferState::Voided => "voided",
+});
+text_enum!(void_str, parse_void, VoidReason, {
+    VoidReason::Declined => "declined", VoidReason::Cancelled => "cancelled", VoidReason::Expired => "expired",
+});
+text_enum!(notification_str, parse_notification, NotificationKind, {
+    NotificationKind::PaymentReceived => "payment_received", NotificationKind::ClaimReceived => "claim_received",
+    NotificationKind::ClaimApproved => "claim_approved", NotificationKind::ClaimDeclined => "claim_declined",
+    NotificationKind::ClaimCancelled => "claim_cancelled", NotificationKind::ClaimExpired => "claim_expired",
+});

@@ -1,0 +1,139 @@
+//! Clink's server: the ledger every payment ends in.
+//!
+//! Requests arrive through `api` (routes and handlers), are authenticated by
+//! `auth` (device signatures and nonces), and change the database only through
+//! the `writer` (group commit), running the money rules in `ledger`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ledger;
+pub mod otp;
+pub mod secrets;
+pub mod sweeper;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+use db::Database;
+use ledger::SystemAccounts;
+pub use otp::{CapturingOtpSender, LogOtpSender, OtpSender};
+use secrets::ServerSecret;
+use writer::Writer;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub db: Database,
+    pub writer: Writer,
+    pub secret: ServerSecret,
+    pub otp: Arc<dyn OtpSender>,
+    pub rng: SystemRandom,
+    pub system: SystemAccounts,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("PIN secret file: {0}")]
+    Secret(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A server running on a socket; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    pub state: Arc<AppState>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and waits for those in flight.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the database (creating and migrating it), binds the listen address
+/// and serves until shut down.
+pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningServer, StartError> {
+    if config.max_amount <= 0 {
+        return Err(StartError::Config("max amount must be positive".into()));
+    }
+    if config.pin_max_attempts == 0 {
+        return Err(StartError::Config("PIN attempts must be at least 1".into()));
+    }
+    let rng = SystemRandom::new();
+    let secret = ServerSecret::load_or_create(&config.pin_secret_path(), &rng)
+        .map_err(StartError::Secret)?;
+    let db = Database::open(&config.database_url).await?;
+    let system = SystemAccounts::load(&db.pool).await?;
+    let writer = Writer::spawn(db.writer_connection().await?, db.backend, config.max_batch);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        config,
+        db,
+        writer,
+        secret,
+        otp,
+        rng,
+        system,
+    });
+    sweeper::spawn(state.clone());
+    let app = api::router(state.clone());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stop.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    tracing::info!(%addr, backend = state.db.backend.name(), "clink-server listening");
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+        state,
+    })
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,117 @@
+//! The ledger writer: every change to the database goes through one task that
+//! commits many requests in one transaction (group commit). A durable commit
+//! costs a disk flush; sharing it between the requests that arrived meanwhile
+//! is what lets one SQLite file post thousands of transfers a second.
+//!
+//! Each request runs inside its own savepoint, so a request that fails rolls
+//! back only its own writes. Replies are sent only after the commit, so a
+//! client never hears "done" for something that could still be lost.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::{AnyConnection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Backend;
+use crate::error::AppError;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a job decided: whether its writes stand, and its reply (sent after commit).
+pub struct Outcome<T> {
+    pub keep_writes: bool,
+    pub reply: Result<T, AppError>,
+}
+
+impl<T> Outcome<T> {
+    /// Writes stand exactly when the job succeeded.
+    pub fn from_result(reply: Result<T, AppError>) -> Self {
+        Outcome {
+            keep_writes: reply.is_ok(),
+            reply,
+        }
+    }
+}
+
+type Deliver = Box<dyn FnOnce(Result<(), AppError>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub fn spawn(conn: AnyConnection, backend: Backend, max_batch: usize) -> Writer {
+        let (jobs, rx) = mpsc::channel::<Job>(max_batch.max(1) * 4);
+        tokio::spawn(run(conn, backend, rx, max_batch.max(1)));
+        Writer { jobs }
+    }
+
+    /// Runs `job` in the next batch and returns its reply once the batch is
+    /// durably committed.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Outcome<T>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, AppError>>();
+        let wrapped: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let outcome = job(conn).await;
+                let reply = outcome.reply;
+                let deliver: Deliver = Box::new(move |committed| {
+                    let _ = tx.send(committed.and(reply));
+                });
+                (outcome.keep_writes, deliver)
+            })
+        });
+        self.jobs
+            .send(wrapped)
+            .await
+            .map_err(|_| AppError::unavailable("the ledger is shutting down"))?;
+        rx.await
+            .map_err(|_| AppError::unavailable("the ledger writer stopped"))?
+    }
+}
+
+async fn run(
+    mut conn: AnyConnection,
+    backend: Backend,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let mut delivers = Vec::with_capacity(batch.len());
+        let committed = run_batch(&mut conn, backend, &mut batch, &mut delivers).await;
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "ledger batch failed; rolled back");
+            let _ = conn.execute("ROLLBACK").await;
+        }
+        for deliver in delivers {
+            deliver(committed.clone());
+        }
+    }
+}
+
+async fn run_batch(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    batch: &mut Vec<Job>,
+    delivers: &mut Vec<Deliver>,
+) -> Result<(), AppError> {
+    conn.execute(backend.begin_write()).await?;
+    for job in batch.drain(..) {
+        conn.execute("SAVEPOINT job").await?;
+        let (keep, deliver) = job(conn).await;
+        delivers.push(deliver);
+        if !keep {
+            conn.execute("ROLLBACK TO SAVEPOINT job").await?;
+        }
+        conn.execute("RELEASE SAVEPOINT job").await?;
+    }
+    conn.execute("COMMIT").await?;
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! A real server on a loopback port, on a fresh SQLite file or a fresh
+//! PostgreSQL database, and users registered through the real API.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clink_core::http_client::{ApiClient, ClientError};
+use clink_core::wire::signing::DeviceKey;
+use clink_core::wire::*;
+use clink_server::{CapturingOtpSender, Config, RunningServer};
+use ring::rand::SystemRandom;
+use sqlx::{Connection, Executor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub otp: Arc<CapturingOtpSender>,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+/// The PostgreSQL server tests use, e.g. `postgres://postgres@127.0.0.1:55432/postgres`.
+const POSTGRES_ENV: &str = "CLINK_TEST_POSTGRES_URL";
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> u64 {
+    let pid = std::process::id() as u64;
+    (pid % 10_000) * 100_000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh, valid Japanese mobile number in local form (090-1xxx-xxxx…).
+pub fn fresh_phone() -> String {
+    let n = unique();
+    format!(
+        "090-{}{:03}-{:04}",
+        1 + n % 9,
+        (n / 10_000) % 1000,
+        n % 10_000
+    )
+}
+
+impl TestServer {
+    /// Starts a server; `None` (after saying so) when the backend is not
+    /// available here — unless CLINK_REQUIRE_POSTGRES=1, which makes that a failure.
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite:{}", dir.path().join("clink.db").display()),
+            Backend::Postgres => match std::env::var(POSTGRES_ENV) {
+                Ok(base) => fresh_postgres_database(&base).await,
+                Err(_) => {
+                    if std::env::var("CLINK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                        panic!("{POSTGRES_ENV} is not set but CLINK_REQUIRE_POSTGRES=1");
+                    }
+                    eprintln!("SKIPPED: set {POSTGRES_ENV} to run the PostgreSQL variant");
+                    return None;
+                }
+            },
+        };
+        let mut config = Config::with_database(url);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        tweak(&mut config);
+        let otp = Arc::new(CapturingOtpSender::default());
+        let server = clink_server::start(config, otp.clone())
+            .await
+            .expect("server starts");
+        Some(TestServer {
+            server,
+            otp,
+            backend,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        &self.server.state.db.pool
+    }
+
+    /// Registers a user through the API and returns a signed client for it.
+    pub async fn user(&self, name: &str, pin: &str) -> User {
+        let phone = fresh_phone();
+        let (key, _) = DeviceKey::generate(&SystemRandom::new()).unwrap();
+        let key = Arc::new(key);
+        let client = ApiClient::new(&self.url()).with_key(key.clone());
+        let registered = client.register(&phone).await.expect("register");
+        let code = self
+            .otp
+            .last_code(registered.phone.as_e164())
+            .expect("a code was sent");
+        let account = client
+            .verify(&VerifyRequest {
+                phone: phone.clone(),
+                code,
+                display_name: name.into(),
+                pin: pin.into(),
+            })
+            .await
+            .expect("verify");
+        assert_eq!(account.balance, 0);
+        User {
+            client,
+            key,
+            phone,
+            e164: account.phone.as_e164().to_string(),
+            name: name.into(),
+            pin: pin.into(),
+        }
+    }
+
+    /// Sum of all balances, system accounts included: always zero.
+    pub async fn sum_of_balances(&self) -> i64 {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts")
+            .fetch_one(self.pool())
+            .await
+            .unwrap();
+        sqlx::Row::get(&row, 0)
+    }
+}
+
+async fn fresh_postgres_database(base: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "clink_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut conn = sqlx::AnyConnection::connect(base)
+        .await
+        .expect("connect to the test PostgreSQL");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database name");
+    format!("{prefix}/{name}")
+}
+
+pub struct User {
+    pub client: ApiClient,
+    pub key: Arc<DeviceKey>,
+    /// As the user typed it (local form).
+    pub phone: String,
+    pub e164: String,
+    pub name: String,
+    pub pin: String,
+}
+
+pub fn key() -> String {
+    format!("k-{}", unique())
+}
+
+impl User {
+    pub async fn balance(&self) -> i64 {
+        self.client.me().await.unwrap().balance
+    }
+
+    pub async fn deposit(&self, amount: i64) -> TransferView {
+        self.client
+            .deposit(&DepositRequest {
+                idempotency_key: key(),
+                amount,
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(&self, to: &User, amount: i64) -> Result<TransferView, ClientError> {
+        self.client
+            .send(&SendRequest {
+                idempotency_key: key(),
+                payee: to.phone.clone(),
+                amount,
+                memo: "test".into(),
+                pin: self.pin.clone(),
+            })
+            .await
+    }
+
+    pub async fn claim(&self, from: &User, amount: i64, memo: &str) -> TransferView {
+        self.client
+            .claim(&ClaimRequest {
+                idempotency_key: key(),
+                payer: from.phone.clone(),
+                amount,
+                memo: memo.into(),
+            })
+            .await
+            .unwrap()
+    }
+}
+
+pub fn code_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ApiError {
+    match result {
+        Err(ClientError::Api(e)) => e,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Runs each scenario against SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

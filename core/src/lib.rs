@@ -9,4 +9,5 @@ pub mod challenge;
 pub mod damm;
 pub mod dialstring;
 pub mod phone;
+pub mod secrets;
 pub mod wire;

@@ -202,19 +202,20 @@ pub enum OcraError {
     Randomness,
 }
 
-/// A parsed OCRA suite.
+/// A parsed OCRA suite. Read-only: the suite's text is part of every
+/// HMAC input, so its parts cannot be changed apart from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OcraSuite {
     text: String,
-    pub hash: HashFunction,
+    hash: HashFunction,
     /// Decimal digits in a response; 0 means the full HMAC in hex.
-    pub digits: u8,
-    pub counter: bool,
-    pub challenge_format: ChallengeFormat,
-    pub challenge_max_len: usize,
-    pub pin_hash: Option<HashFunction>,
-    pub session_len: Option<usize>,
-    pub time_step_s: Option<u64>,
+    digits: u8,
+    counter: bool,
+    challenge_format: ChallengeFormat,
+    challenge_max_len: usize,
+    pin_hash: Option<HashFunction>,
+    session_len: Option<usize>,
+    time_step_s: Option<u64>,
 }
 
 /// The optional inputs of one OCRA computation; set those the suite names.
@@ -377,6 +378,43 @@ impl fmt::Display for OcraSuite {
 impl OcraSuite {
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    pub fn hash(&self) -> HashFunction {
+        self.hash
+    }
+
+    /// Decimal digits in a response; 0 means the full HMAC in hex.
+    pub fn digits(&self) -> u8 {
+        self.digits
+    }
+
+    pub fn uses_counter(&self) -> bool {
+        self.counter
+    }
+
+    pub fn challenge_format(&self) -> ChallengeFormat {
+        self.challenge_format
+    }
+
+    /// The most characters one challenge may have (`xx` in `Q?xx`).
+    pub fn challenge_max_len(&self) -> usize {
+        self.challenge_max_len
+    }
+
+    /// The hash a PIN must be given in, if the suite takes one.
+    pub fn pin_hash(&self) -> Option<HashFunction> {
+        self.pin_hash
+    }
+
+    /// Bytes of session information, if the suite takes it.
+    pub fn session_len(&self) -> Option<usize> {
+        self.session_len
+    }
+
+    /// Length of one time step in seconds, if the suite takes a timestamp.
+    pub fn time_step_s(&self) -> Option<u64> {
+        self.time_step_s
     }
 
     /// One-way challenge-response or a signature (RFC 6287 §7.1, §7.3).
@@ -897,16 +935,16 @@ mod tests {
     #[test]
     fn suites_parse_into_their_parts() {
         let s = suite("OCRA-1:HOTP-SHA512-8:C-QH16-PSHA256-S128-T14H");
-        assert_eq!(s.hash, HashFunction::Sha512);
-        assert_eq!(s.digits, 8);
-        assert!(s.counter);
+        assert_eq!(s.hash(), HashFunction::Sha512);
+        assert_eq!(s.digits(), 8);
+        assert!(s.uses_counter());
         assert_eq!(
-            (s.challenge_format, s.challenge_max_len),
+            (s.challenge_format(), s.challenge_max_len()),
             (ChallengeFormat::Hex, 16)
         );
-        assert_eq!(s.pin_hash, Some(HashFunction::Sha256));
-        assert_eq!(s.session_len, Some(128));
-        assert_eq!(s.time_step_s, Some(14 * 3600));
+        assert_eq!(s.pin_hash(), Some(HashFunction::Sha256));
+        assert_eq!(s.session_len(), Some(128));
+        assert_eq!(s.time_step_s(), Some(14 * 3600));
         assert_eq!(
             s.to_string(),
             "OCRA-1:HOTP-SHA512-8:C-QH16-PSHA256-S128-T14H"
@@ -914,11 +952,11 @@ mod tests {
 
         let s = suite("OCRA-1:HOTP-SHA1-0:QA64-T30S");
         assert_eq!(
-            (s.digits, s.counter, s.pin_hash, s.session_len),
+            (s.digits(), s.uses_counter(), s.pin_hash(), s.session_len()),
             (0, false, None, None)
         );
-        assert_eq!(s.time_step_s, Some(30));
-        assert_eq!(clink_suite().challenge_max_len, CLINK_CHALLENGE_DIGITS);
+        assert_eq!(s.time_step_s(), Some(30));
+        assert_eq!(clink_suite().challenge_max_len(), CLINK_CHALLENGE_DIGITS);
     }
 
     #[test]

@@ -49,6 +49,19 @@
 //! * The whole string: at most [`MAX_DIAL_CHARS`] dialable characters.
 //!
 //! Errors name the 0-based character index in the input where the problem is.
+//!
+//! ```
+//! use clink_core::dialstring::{parse, DialCommand, DialError, DialForm};
+//!
+//! let typed = parse("111-090-1111-1111*800").unwrap();
+//! assert_eq!(typed.form, DialForm::Seed);
+//! let DialCommand::QuickSend(quick) = &typed.command else { unreachable!() };
+//! assert_eq!((quick.payee.as_str(), quick.amount.minor_units()), ("09011111111", 800));
+//!
+//! // What Clink writes for the same quick send, and a typo in it.
+//! assert_eq!(typed.command.to_dial_string(), "*3*09011111111*800*5#");
+//! assert_eq!(parse("*3*09011111111*600*5#"), Err(DialError::CheckDigitWrong { position: 19 }));
+//! ```
 
 use std::fmt;
 

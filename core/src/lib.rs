@@ -5,6 +5,10 @@
 //! no clock, no randomness they were not handed) are the default; modules that
 //! touch the outside world say so in their names.
 
+pub mod challenge;
+pub mod damm;
+pub mod dialstring;
 pub mod http_client;
 pub mod phone;
+pub mod secrets;
 pub mod wire;

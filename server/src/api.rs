@@ -67,11 +67,26 @@ fn parse_phone(state: &AppState, input: &str) -> AppResult<PhoneNumber> {
 }
 
 async fn user_by_phone(state: &AppState, phone: &PhoneNumber) -> AppResult<Option<i64>> {
-    let row = sqlx::query("SELECT account_id FROM users WHERE phone = $1")
+    Ok(counterpart_by_phone(state, phone)
+        .await?
+        .map(|(account, _)| account))
+}
+
+/// The account of a registered number, and how its owner appears to others.
+async fn counterpart_by_phone(
+    state: &AppState,
+    phone: &PhoneNumber,
+) -> AppResult<Option<(i64, Counterpart)>> {
+    let row = sqlx::query("SELECT account_id, display_name FROM users WHERE phone = $1")
         .bind(phone.as_e164())
         .fetch_optional(&state.db.pool)
         .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    let Some(row) = row else { return Ok(None) };
+    let counterpart = Counterpart {
+        display_name: row.try_get(1)?,
+        phone: Some(phone.clone()),
+    };
+    Ok(Some((row.try_get(0)?, counterpart)))
 }
 
 fn new_transfer_id(state: &AppState) -> String {
@@ -460,7 +475,8 @@ where
                         }
                         let now = now_ms();
                         if let Some(pin) = &req.pin {
-                            ledger::verify_pin(&st, conn, account, pin, now).await?;
+                            let policy = ledger::verify_pin(&st, conn, account, pin, now).await?;
+                            ledger::check_policy(&policy, req.amount)?;
                         }
                         let response = post(&st, conn, account, &req, now).await?;
                         ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now)
@@ -492,12 +508,14 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
         Some(&body.pin),
     )?;
     let payee_phone = parse_phone(&state, &body.payee)?;
-    let payee = user_by_phone(&state, &payee_phone).await?.ok_or_else(|| {
-        AppError::new(
-            ErrorCode::UnknownPayee,
-            format!("{payee_phone} has no Clink account"),
-        )
-    })?;
+    let (payee, payee_view) = counterpart_by_phone(&state, &payee_phone)
+        .await?
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::UnknownPayee,
+                format!("{payee_phone} has no Clink account"),
+            )
+        })?;
     if payee == caller.account_id {
         return Err(AppError::new(
             ErrorCode::SelfTransfer,
@@ -507,7 +525,6 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
     let id = new_transfer_id(&state);
     run_money(&state, caller, req, move |st, conn, account, req, now| {
         Box::pin(async move {
-            ledger::check_policy(conn, account, req.amount).await?;
             let t = NewTransfer {
                 id: &id,
                 kind: TransferKind::Send,
@@ -521,7 +538,7 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
             ledger::notify(conn, payee, NotificationKind::PaymentReceived, seq, now).await?;
             Ok(StoredResponse::json(
                 201,
-                &ledger::view(&mut *conn, seq, account).await?,
+                &ledger::posted_view(&t, account, payee_view, now),
             ))
         })
     })
@@ -551,10 +568,15 @@ async fn deposit(State(state): St, caller: Caller) -> AppResult<Response> {
                 memo: "",
                 expires_at: None,
             };
-            let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
+            ledger::insert_posted(conn, &st.system, &t, now).await?;
             Ok(StoredResponse::json(
                 201,
-                &ledger::view(&mut *conn, seq, account).await?,
+                &ledger::posted_view(
+                    &t,
+                    account,
+                    ledger::system_counterpart(TransferKind::Deposit),
+                    now,
+                ),
             ))
         })
     })
@@ -584,10 +606,15 @@ async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
                 memo: "",
                 expires_at: None,
             };
-            let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
+            ledger::insert_posted(conn, &st.system, &t, now).await?;
             Ok(StoredResponse::json(
                 201,
-                &ledger::view(&mut *conn, seq, account).await?,
+                &ledger::posted_view(
+                    &t,
+                    account,
+                    ledger::system_counterpart(TransferKind::Withdrawal),
+                    now,
+                ),
             ))
         })
     })
@@ -758,8 +785,10 @@ async fn decide_claim_job(
     }
     match action {
         ClaimAction::Approve => {
-            ledger::verify_pin(state, conn, me, pin.as_deref().unwrap_or_default(), now).await?;
-            ledger::check_policy(conn, me, claim.amount).await?;
+            let policy =
+                ledger::verify_pin(state, conn, me, pin.as_deref().unwrap_or_default(), now)
+                    .await?;
+            ledger::check_policy(&policy, claim.amount)?;
             ledger::post_pending(conn, &state.system, &claim, now).await?;
             ledger::notify(
                 conn,

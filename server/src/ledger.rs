@@ -234,17 +234,24 @@ pub async fn remember(
 
 // --------------------------------------------------------------------- PIN
 
-/// Checks the PIN and the lockout. A wrong PIN is counted (and may lock the
-/// account); that bookkeeping must be committed even though the request fails.
+/// What a payment must satisfy besides the PIN.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub second_factor_above: Option<i64>,
+}
+
+/// Checks the PIN and the lockout, and returns the user's policy. A wrong PIN
+/// is counted (and may lock the account); that bookkeeping must be committed
+/// even though the request fails.
 pub async fn verify_pin(
     state: &AppState,
     conn: &mut AnyConnection,
     account: i64,
     pin: &str,
     now: i64,
-) -> Result<(), Failure> {
+) -> Result<Policy, Failure> {
     let row = sqlx::query(
-        "SELECT pin_salt, pin_hash, failed_pins, locked_until FROM users WHERE account_id = $1",
+        "SELECT pin_salt, pin_hash, failed_pins, locked_until, second_factor_above FROM users WHERE account_id = $1",
     )
     .bind(account)
     .fetch_one(&mut *conn)
@@ -252,6 +259,9 @@ pub async fn verify_pin(
     let (salt, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     let failed: i64 = row.try_get(2)?;
     let locked_until: i64 = row.try_get(3)?;
+    let policy = Policy {
+        second_factor_above: row.try_get(4)?,
+    };
     if locked_until > now {
         return Err(locked(locked_until).into());
     }
@@ -262,7 +272,7 @@ pub async fn verify_pin(
                 .execute(conn)
                 .await?;
         }
-        return Ok(());
+        return Ok(policy);
     }
     let failed = failed + 1;
     let max = state.config.pin_max_attempts as i64;
@@ -308,12 +318,8 @@ fn locked(until: i64) -> AppError {
 
 /// Refuses payments that the user's policy wants confirmed by a factor this
 /// server cannot check yet.
-pub async fn check_policy(conn: &mut AnyConnection, account: i64, amount: i64) -> AppResult<()> {
-    let row = sqlx::query("SELECT second_factor_above FROM users WHERE account_id = $1")
-        .bind(account)
-        .fetch_one(conn)
-        .await?;
-    if let Some(limit) = row.try_get::<Option<i64>, _>(0)? {
+pub fn check_policy(policy: &Policy, amount: i64) -> AppResult<()> {
+    if let Some(limit) = policy.second_factor_above {
         if amount > limit {
             return Err(bad(
                 ErrorCode::SecondFactorRequired,
@@ -345,6 +351,40 @@ pub async fn insert_pending(
     now: i64,
 ) -> AppResult<i64> {
     insert_transfer(conn, t, TransferState::Pending, now).await
+}
+
+/// The view of a transfer just posted by `viewer`'s own request, built
+/// without reading it back.
+pub fn posted_view(
+    t: &NewTransfer<'_>,
+    viewer: i64,
+    counterpart: Counterpart,
+    now: i64,
+) -> TransferView {
+    TransferView {
+        id: t.id.to_string(),
+        kind: t.kind,
+        state: TransferState::Posted,
+        void_reason: None,
+        direction: if t.debit == viewer {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        },
+        amount: t.amount,
+        counterpart,
+        memo: t.memo.to_string(),
+        created_at_ms: now,
+        decided_at_ms: Some(now),
+        expires_at_ms: t.expires_at,
+    }
+}
+
+pub fn system_counterpart(kind: TransferKind) -> Counterpart {
+    Counterpart {
+        display_name: system_name(kind).to_string(),
+        phone: None,
+    }
 }
 
 /// Moves the money and writes a posted transfer with its two entries.
@@ -386,8 +426,9 @@ async fn insert_transfer(
     Ok(row.try_get(0)?)
 }
 
-/// Debits and credits balances. A user account is debited only if it holds
-/// the amount; accounts are updated in id order so that concurrent writers on
+/// Debits and credits balances in one statement. A user account is debited
+/// only if it holds the amount (the statement then changes one row, not two);
+/// one statement also locks both rows in one order, so concurrent writers on
 /// several server instances cannot deadlock.
 async fn move_money(
     conn: &mut AnyConnection,
@@ -396,48 +437,28 @@ async fn move_money(
     credit: i64,
     amount: i64,
 ) -> AppResult<()> {
-    if debit < credit {
-        debit_account(conn, system, debit, amount).await?;
-        credit_account(conn, credit, amount).await
+    let sql = if system.contains(debit) {
+        "UPDATE accounts SET balance = CASE WHEN id = $1 THEN balance - $3 ELSE balance + $3 END
+         WHERE id = $1 OR id = $2"
     } else {
-        credit_account(conn, credit, amount).await?;
-        debit_account(conn, system, debit, amount).await
-    }
-}
-
-async fn debit_account(
-    conn: &mut AnyConnection,
-    system: &SystemAccounts,
-    account: i64,
-    amount: i64,
-) -> AppResult<()> {
-    let sql = if system.contains(account) {
-        "UPDATE accounts SET balance = balance - $1 WHERE id = $2"
-    } else {
-        "UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1"
+        "UPDATE accounts SET balance = CASE WHEN id = $1 THEN balance - $3 ELSE balance + $3 END
+         WHERE (id = $1 AND balance >= $3) OR id = $2"
     };
     let changed = sqlx::query(sql)
+        .bind(debit)
+        .bind(credit)
         .bind(amount)
-        .bind(account)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    if changed == 0 {
-        let available = balance(&mut *conn, account).await?;
+    if changed != 2 {
+        // The caller's savepoint undoes the credit that did happen.
+        let available = balance(&mut *conn, debit).await?;
         return Err(bad(
             ErrorCode::InsufficientFunds,
             format!("insufficient funds: the balance {available} does not cover {amount}"),
         ));
     }
-    Ok(())
-}
-
-async fn credit_account(conn: &mut AnyConnection, account: i64, amount: i64) -> AppResult<()> {
-    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-        .bind(amount)
-        .bind(account)
-        .execute(conn)
-        .await?;
     Ok(())
 }
 

@@ -102,16 +102,25 @@ async fn run_batch(
     batch: &mut Vec<Job>,
     delivers: &mut Vec<Deliver>,
 ) -> Result<(), AppError> {
-    conn.execute(backend.begin_write()).await?;
-    for job in batch.drain(..) {
-        conn.execute("SAVEPOINT job").await?;
+    // Savepoint bookkeeping shares one round trip with its neighbours:
+    // each `execute` of plain SQL may hold several statements.
+    let mut next = format!("{}; SAVEPOINT job", backend.begin_write());
+    let jobs = batch.len();
+    for (i, job) in batch.drain(..).enumerate() {
+        conn.execute(next.as_str()).await?;
         let (keep, deliver) = job(conn).await;
         delivers.push(deliver);
-        if !keep {
-            conn.execute("ROLLBACK TO SAVEPOINT job").await?;
-        }
-        conn.execute("RELEASE SAVEPOINT job").await?;
+        next = String::from(if keep {
+            "RELEASE SAVEPOINT job"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+        });
+        next.push_str(if i + 1 < jobs {
+            "; SAVEPOINT job"
+        } else {
+            "; COMMIT"
+        });
     }
-    conn.execute("COMMIT").await?;
+    conn.execute(next.as_str()).await?;
     Ok(())
 }

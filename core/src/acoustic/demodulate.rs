@@ -15,6 +15,7 @@ use rustfft::{Fft, FftPlanner};
 
 use super::frame::{self, FRAME_BITS, Interleaver};
 use super::layout::Layout;
+use super::modulate::reference_sign;
 use super::preamble::{LagScore, PreambleDetector};
 use super::{AcousticError, Profile, Token, fec};
 
@@ -29,6 +30,15 @@ const PEAK_SEARCH_S: f64 = 0.02;
 const EARLY_PATH_LOOKBACK_S: f64 = 0.004;
 /// An earlier path counts if its envelope reaches this share of the peak.
 const EARLY_PATH_SHARE: f32 = 0.25;
+
+/// FFT windows end this long before the next symbol's first path, so a
+/// candidate start that is slightly late still sees no next-symbol energy.
+const WINDOW_GUARD_S: f64 = 0.002;
+
+/// Direct path plus echoes of this many earlier symbols in the echo model.
+const ECHO_TAPS: usize = 2;
+/// Re-decoding passes with the echo model when the first decode fails.
+const ECHO_MODEL_PASSES: usize = 2;
 
 /// Decodes tokens from microphone audio pushed in chunks of any size.
 pub struct TokenDecoder {
@@ -253,6 +263,8 @@ struct Demodulator {
     symbols: Vec<Vec<Complex32>>,
     /// Soft value per grid slot.
     grid: Vec<f32>,
+    /// Phase turn per symbol that undoes the clock offset.
+    drift: Complex32,
 }
 
 impl Demodulator {
@@ -264,13 +276,15 @@ impl Demodulator {
             spectrum: vec![Complex32::ZERO; layout.useful_len],
             symbols: vec![vec![Complex32::ZERO; carriers]; layout.ofdm_symbols()],
             grid: vec![0.0; layout.slots()],
+            drift: Complex32::ONE,
         }
     }
 
     fn demodulate(&mut self, layout: &Layout, samples: &[f32]) -> Option<Token> {
-        // Start each FFT window halfway into the cyclic prefix: tolerant of
-        // timing on either side and of echoes up to half the prefix.
-        let window_offset = layout.cyclic_prefix_len / 2;
+        // End each FFT window a little before the next symbol's first path:
+        // echoes up to a prefix long (less the guard) then add to the symbol.
+        let guard_len = (WINDOW_GUARD_S * f64::from(layout.sample_rate_hz)) as usize;
+        let window_offset = layout.cyclic_prefix_len.saturating_sub(guard_len);
         for (index, values) in self.symbols.iter_mut().enumerate() {
             let start = layout.symbol_start(index) + window_offset;
             let window = &samples[start..start + layout.useful_len];
@@ -283,9 +297,90 @@ impl Demodulator {
             }
         }
         self.soft_grid();
-        let soft = self.interleaver.gather(&self.grid);
-        let bits = fec::decode(&soft, FRAME_BITS)?;
+        let mut bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
+        for _ in 0..ECHO_MODEL_PASSES {
+            if let Some(token) = frame::token_from_bits(&bits) {
+                return Some(token);
+            }
+            // Close but not right: fit the echo model to the symbols the
+            // decoded bits imply, cancel the echo and decode again.
+            self.echo_cancelled_grid(&bits);
+            bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
+        }
         frame::token_from_bits(&bits)
+    }
+
+    /// Fills `grid` from a per-subcarrier model of the room:
+    /// `Y[k] = H·X[k] + G1·X[k-1] + G2·X[k-2] + noise`, where the `G` terms
+    /// are echoes of earlier symbols longer than the cyclic prefix. The
+    /// symbols `X` are re-derived from `bits`; `H` and `G` come from a
+    /// least-squares fit; the echoes are subtracted and each symbol is
+    /// detected coherently against `H`, with the noise measured from the fit.
+    fn echo_cancelled_grid(&mut self, bits: &[u8]) {
+        let carriers = self.symbols[0].len();
+        let count = self.symbols.len();
+        let coded = fec::encode(bits);
+        let grid_bits = self.interleaver.spread(&coded);
+        // Symbols the bits imply, per subcarrier, reference first.
+        let mut signs = vec![vec![0f32; carriers]; count];
+        for c in 0..carriers {
+            signs[0][c] = reference_sign(c);
+            for k in 1..count {
+                let flip = grid_bits[(k - 1) * carriers + c] == 1;
+                signs[k][c] = if flip {
+                    -signs[k - 1][c]
+                } else {
+                    signs[k - 1][c]
+                };
+            }
+        }
+        let lagged = |k: usize, lag: usize, c: usize| {
+            if k >= lag { signs[k - lag][c] } else { 0.0 }
+        };
+        for c in 0..carriers {
+            let observed: Vec<Complex32> = (0..count)
+                .map(|k| self.symbols[k][c] * self.drift.powf(k as f32))
+                .collect();
+            // Normal equations of the least-squares fit (the regressors are
+            // real, so the matrix is real).
+            let mut matrix = [[0f32; ECHO_TAPS]; ECHO_TAPS];
+            let mut rhs = [Complex32::ZERO; ECHO_TAPS];
+            for (k, &y) in observed.iter().enumerate() {
+                for i in 0..ECHO_TAPS {
+                    rhs[i] += y * lagged(k, i, c);
+                    for j in 0..ECHO_TAPS {
+                        matrix[i][j] += lagged(k, i, c) * lagged(k, j, c);
+                    }
+                }
+            }
+            let Some(taps) = solve(matrix, rhs) else {
+                (0..count - 1).for_each(|k| self.grid[k * carriers + c] = 0.0);
+                continue;
+            };
+            let mut residual_power = 0f32;
+            let mut symbol_llr = vec![0f32; count];
+            let direct_power = taps[0].norm_sqr().max(f32::MIN_POSITIVE);
+            let cleaned: Vec<Complex32> = (0..count)
+                .map(|k| {
+                    let echo: Complex32 = (1..ECHO_TAPS).map(|i| taps[i] * lagged(k, i, c)).sum();
+                    let fit = taps[0] * signs[k][c] + echo;
+                    residual_power += (observed[k] - fit).norm_sqr();
+                    observed[k] - echo
+                })
+                .collect();
+            let noise = (residual_power / (count - ECHO_TAPS) as f32).max(1e-6 * direct_power);
+            for k in 0..count {
+                symbol_llr[k] = 2.0 * (cleaned[k] * taps[0].conj()).re / noise;
+            }
+            // The reference is known: its symbol is certain.
+            symbol_llr[0] = reference_sign(c) * 1e30;
+            for k in 1..count {
+                // Soft XOR of two soft symbols (min-sum): the data bit is the
+                // sign change between them.
+                let (a, b) = (symbol_llr[k], symbol_llr[k - 1]);
+                self.grid[(k - 1) * carriers + c] = (a * b).signum() * a.abs().min(b.abs());
+            }
+        }
     }
 
     /// Fills `grid` with a soft value per data bit: the phase change from
@@ -304,6 +399,7 @@ impl Demodulator {
         // per symbol; squaring removes the ±1 data and leaves twice that angle.
         let squared: Complex32 = products.iter().map(|p| p * p).sum();
         let derotate = Complex32::from_polar(1.0, -0.5 * squared.arg());
+        self.drift = derotate;
         products.iter_mut().for_each(|p| *p *= derotate);
 
         let mut weights = vec![0f32; carriers];
@@ -326,4 +422,34 @@ impl Demodulator {
             *slot = p.re * weights[i % carriers];
         }
     }
+}
+
+/// Solves a small real linear system with a complex right-hand side by
+/// Gaussian elimination with partial pivoting; `None` if singular.
+fn solve(
+    mut matrix: [[f32; ECHO_TAPS]; ECHO_TAPS],
+    mut rhs: [Complex32; ECHO_TAPS],
+) -> Option<[Complex32; ECHO_TAPS]> {
+    for col in 0..ECHO_TAPS {
+        let pivot = (col..ECHO_TAPS)
+            .max_by(|&a, &b| matrix[a][col].abs().total_cmp(&matrix[b][col].abs()))?;
+        if matrix[pivot][col].abs() < 1e-6 {
+            return None;
+        }
+        matrix.swap(col, pivot);
+        rhs.swap(col, pivot);
+        for row in col + 1..ECHO_TAPS {
+            let factor = matrix[row][col] / matrix[col][col];
+            for k in col..ECHO_TAPS {
+                matrix[row][k] -= factor * matrix[col][k];
+            }
+            rhs[row] = rhs[row] - rhs[col] * factor;
+        }
+    }
+    let mut x = [Complex32::ZERO; ECHO_TAPS];
+    for row in (0..ECHO_TAPS).rev() {
+        let tail: Complex32 = (row + 1..ECHO_TAPS).map(|k| x[k] * matrix[row][k]).sum();
+        x[row] = (rhs[row] - tail) / matrix[row][row];
+    }
+    Some(x)
 }

@@ -4,9 +4,11 @@
 use super::{AcousticError, Profile, fec, frame};
 
 /// Subcarrier spacing: the useful part of an OFDM symbol lasts 1 / spacing.
-pub const SUBCARRIER_SPACING_HZ: u32 = 100;
-/// Cyclic prefix: early echoes shorter than this do not disturb a symbol.
-pub const CYCLIC_PREFIX_S: f64 = 0.005;
+pub const SUBCARRIER_SPACING_HZ: u32 = 50;
+/// Cyclic prefix: echoes shorter than this (less the timing guard) add to
+/// the symbol instead of disturbing the next one. Rooms put a third to a
+/// half of the energy they return in the first 10 ms.
+pub const CYCLIC_PREFIX_S: f64 = 0.015;
 /// Raised-cosine ramps between symbols keep clicks out of the audible band.
 pub const TAPER_S: f64 = 0.001;
 /// Length of the preamble chirp.
@@ -128,7 +130,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            Layout::new(Profile::Audible, 22_050),
+            Layout::new(Profile::NearUltrasound, 44_110),
             Err(AcousticError::SampleRateNotMultiple { .. })
         ));
         assert!(matches!(

@@ -316,6 +316,8 @@ impl Demodulator {
     /// symbols `X` are re-derived from `bits`; `H` and `G` come from a
     /// least-squares fit; the echoes are subtracted and each symbol is
     /// detected coherently against `H`, with the noise measured from the fit.
+    // Indexing by (symbol, subcarrier) reads closer to the model than zips.
+    #[allow(clippy::needless_range_loop)]
     fn echo_cancelled_grid(&mut self, bits: &[u8]) {
         let carriers = self.symbols[0].len();
         let count = self.symbols.len();
@@ -346,10 +348,11 @@ impl Demodulator {
             let mut matrix = [[0f32; ECHO_TAPS]; ECHO_TAPS];
             let mut rhs = [Complex32::ZERO; ECHO_TAPS];
             for (k, &y) in observed.iter().enumerate() {
-                for i in 0..ECHO_TAPS {
-                    rhs[i] += y * lagged(k, i, c);
-                    for j in 0..ECHO_TAPS {
-                        matrix[i][j] += lagged(k, i, c) * lagged(k, j, c);
+                let regressors: [f32; ECHO_TAPS] = std::array::from_fn(|i| lagged(k, i, c));
+                for ((row, sum), &ri) in matrix.iter_mut().zip(&mut rhs).zip(&regressors) {
+                    *sum += y * ri;
+                    for (cell, &rj) in row.iter_mut().zip(&regressors) {
+                        *cell += ri * rj;
                     }
                 }
             }
@@ -440,10 +443,12 @@ fn solve(
         rhs.swap(col, pivot);
         for row in col + 1..ECHO_TAPS {
             let factor = matrix[row][col] / matrix[col][col];
-            for k in col..ECHO_TAPS {
-                matrix[row][k] -= factor * matrix[col][k];
+            let pivot_row = matrix[col];
+            for (cell, &p) in matrix[row].iter_mut().zip(&pivot_row).skip(col) {
+                *cell -= factor * p;
             }
-            rhs[row] = rhs[row] - rhs[col] * factor;
+            let pivot_rhs = rhs[col];
+            rhs[row] -= pivot_rhs * factor;
         }
     }
     let mut x = [Complex32::ZERO; ECHO_TAPS];

@@ -49,6 +49,8 @@ impl Layout {
                 max_hz: MAX_SAMPLE_RATE_HZ,
             });
         }
+        // `is_multiple_of` is newer than the workspace's minimum Rust version.
+        #[allow(clippy::manual_is_multiple_of)]
         if sample_rate_hz % SUBCARRIER_SPACING_HZ != 0 {
             return Err(AcousticError::SampleRateNotMultiple {
                 sample_rate_hz,

@@ -33,7 +33,7 @@ const EARLY_PATH_SHARE: f32 = 0.25;
 
 /// FFT windows end this long before the next symbol's first path, so a
 /// candidate start that is slightly late still sees no next-symbol energy.
-const WINDOW_GUARD_S: f64 = 0.002;
+const WINDOW_GUARD_S: f64 = 0.001;
 
 /// Direct path plus echoes of this many earlier symbols in the echo model.
 const ECHO_TAPS: usize = 2;
@@ -298,6 +298,13 @@ impl Demodulator {
         }
         self.soft_grid();
         let mut bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
+        if let Some(token) = frame::token_from_bits(&bits) {
+            return Some(token);
+        }
+        // Differential detection compares two noisy symbols; against a
+        // channel averaged over all symbols only one is noisy.
+        self.coherent_grid();
+        bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
         for _ in 0..ECHO_MODEL_PASSES {
             if let Some(token) = frame::token_from_bits(&bits) {
                 return Some(token);
@@ -308,6 +315,33 @@ impl Demodulator {
             bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
         }
         frame::token_from_bits(&bits)
+    }
+
+    /// Fills `grid` by coherent detection: each subcarrier's channel is the
+    /// square root of the mean squared (drift-corrected) symbol, which the
+    /// ±1 data cannot bias; its sign is irrelevant to differential data.
+    fn coherent_grid(&mut self) {
+        let carriers = self.symbols[0].len();
+        let count = self.symbols.len();
+        let mut symbol_llr = vec![0f32; count];
+        for c in 0..carriers {
+            let observed: Vec<Complex32> = (0..count)
+                .map(|k| self.symbols[k][c] * self.drift.powf(k as f32))
+                .collect();
+            let squared: Complex32 =
+                observed.iter().map(|y| y * y).sum::<Complex32>() / count as f32;
+            let channel = squared.sqrt();
+            let unit = channel.conj() / channel.norm().max(f32::MIN_POSITIVE);
+            let projected: Vec<Complex32> = observed.iter().map(|y| y * unit).collect();
+            let noise = (projected.iter().map(|p| p.im * p.im).sum::<f32>() / count as f32)
+                .max(1e-6 * channel.norm_sqr());
+            for (llr, p) in symbol_llr.iter_mut().zip(&projected) {
+                *llr = 2.0 * channel.norm() * p.re / noise;
+            }
+            for k in 1..count {
+                self.grid[(k - 1) * carriers + c] = soft_xor(symbol_llr[k], symbol_llr[k - 1]);
+            }
+        }
     }
 
     /// Fills `grid` from a per-subcarrier model of the room:
@@ -378,10 +412,7 @@ impl Demodulator {
             // The reference is known: its symbol is certain.
             symbol_llr[0] = reference_sign(c) * 1e30;
             for k in 1..count {
-                // Soft XOR of two soft symbols (min-sum): the data bit is the
-                // sign change between them.
-                let (a, b) = (symbol_llr[k], symbol_llr[k - 1]);
-                self.grid[(k - 1) * carriers + c] = (a * b).signum() * a.abs().min(b.abs());
+                self.grid[(k - 1) * carriers + c] = soft_xor(symbol_llr[k], symbol_llr[k - 1]);
             }
         }
     }
@@ -457,4 +488,10 @@ fn solve(
         x[row] = (rhs[row] - tail) / matrix[row][row];
     }
     Some(x)
+}
+
+/// Soft value of the sign change between two soft symbols (min-sum rule):
+/// a differentially encoded data bit.
+fn soft_xor(a: f32, b: f32) -> f32 {
+    (a * b).signum() * a.abs().min(b.abs())
 }

@@ -1,6 +1,9 @@
 //! Token to PCM: preamble chirp, reference symbol, DBPSK OFDM data symbols.
 
-use std::f64::consts::TAU;
+use std::sync::Arc;
+
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
 
 use super::frame::{self, Interleaver};
 use super::layout::Layout;
@@ -24,10 +27,11 @@ pub fn reference_sign(carrier: usize) -> f32 {
 }
 
 /// Turns tokens into audio for one profile and sample rate.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenModem {
     profile: Profile,
     layout: Layout,
+    inverse_fft: Arc<dyn Fft<f32>>,
     interleaver_subcarriers: usize,
 }
 
@@ -36,6 +40,7 @@ impl TokenModem {
         let layout = Layout::new(profile, sample_rate_hz)?;
         Ok(TokenModem {
             profile,
+            inverse_fft: FftPlanner::new().plan_fft_inverse(layout.useful_len),
             interleaver_subcarriers: layout.subcarrier_bins.len(),
             layout,
         })
@@ -90,20 +95,14 @@ impl TokenModem {
     fn add_symbol(&self, signs: &[f32], gain: f32, start: usize, out: &mut [f32]) {
         let layout = &self.layout;
         let n_useful = layout.useful_len;
-        let useful: Vec<f32> = (0..n_useful)
-            .map(|n| {
-                let sum: f64 = layout
-                    .subcarrier_bins
-                    .iter()
-                    .zip(signs)
-                    .map(|(&bin, &sign)| {
-                        f64::from(sign)
-                            * (TAU * (bin * n % n_useful) as f64 / n_useful as f64).cos()
-                    })
-                    .sum();
-                sum as f32 * gain
-            })
-            .collect();
+        // Useful part: sum of sign · cos(2π·bin·n/N), the real part of an
+        // inverse FFT with the signs on the subcarrier bins.
+        let mut spectrum = vec![Complex32::ZERO; n_useful];
+        for (&bin, &sign) in layout.subcarrier_bins.iter().zip(signs) {
+            spectrum[bin] = Complex32::new(sign * gain, 0.0);
+        }
+        self.inverse_fft.process(&mut spectrum);
+        let useful: Vec<f32> = spectrum.iter().map(|c| c.re).collect();
         let extended_len = layout.symbol_stride() + layout.taper_len;
         for m in 0..extended_len {
             // The prefix and suffix are cyclic copies of the useful part.

@@ -114,3 +114,51 @@ fn data_buried_in_noise_yields_no_token_rather_than_a_wrong_one_at_48k() {
     }
     assert!(rejected >= 95, "only {rejected}/100 buried frames rejected");
 }
+
+#[test]
+fn stream_of_preamble_fragments_tokens_and_noise_in_random_chunks_never_yields_a_wrong_token_at_48k()
+ {
+    // Many detections at arbitrary places relative to block and chunk
+    // boundaries: preambles cut short (they trigger a decode attempt that
+    // must fail), whole tokens, noise; chunk sizes from 1 to 20 000 samples.
+    const RATE: u32 = 48_000;
+    let modem = TokenModem::new(Profile::NearUltrasound, RATE).unwrap();
+    let mut rng = StdRng::seed_from_u64(25);
+    let mut audio = Vec::new();
+    let mut sent = Vec::new();
+    while audio.len() < 60 * RATE as usize {
+        audio.extend((0..rng.gen_range(0..RATE as usize / 2)).map(|_| 0.05 * gaussian(&mut rng)));
+        let token: Token = rng.r#gen();
+        let signal = modem.modulate(&token);
+        if rng.gen_bool(0.3) {
+            audio.extend(&signal);
+            sent.push(token);
+        } else {
+            // Preamble plus a little data, then silence.
+            audio.extend(&signal[..rng.gen_range(2_400..6_000)]);
+        }
+    }
+    let mut decoder = TokenDecoder::new(Profile::NearUltrasound, RATE).unwrap();
+    let mut got = Vec::new();
+    let mut rest = &audio[..];
+    while !rest.is_empty() {
+        let size = if rng.gen_bool(0.5) {
+            rng.gen_range(1..64)
+        } else {
+            rng.gen_range(1..20_000)
+        };
+        let (chunk, after) = rest.split_at(size.min(rest.len()));
+        got.extend(decoder.push(chunk));
+        rest = after;
+    }
+    assert!(
+        got.iter().all(|t| sent.contains(t)),
+        "a token that was not sent came out"
+    );
+    assert!(
+        got.len() >= sent.len() * 95 / 100,
+        "decoded {} of {} tokens",
+        got.len(),
+        sent.len()
+    );
+}

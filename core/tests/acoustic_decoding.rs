@@ -130,7 +130,8 @@ fn decodes_two_back_to_back_tokens_fed_one_sample_at_a_time_at_48k() {
 }
 
 /// Known weakness, kept from regressing: where late reverberation dominates,
-/// part of the tokens still decode at 0 dB and most at 20 dB.
+/// about half the tokens decode at 0 dB and nearly all from 10 dB up
+/// (see the SNR sweep example).
 fn reverb_dominated_room(snr_db: f64, seed: u64) -> TrialStats {
     let profile = Profile::NearUltrasound;
     let modem = TokenModem::new(profile, 48_000).unwrap();
@@ -150,15 +151,15 @@ fn reverb_dominated_room(snr_db: f64, seed: u64) -> TrialStats {
 }
 
 #[test]
-fn decodes_a_fifth_of_tokens_at_0db_snr_in_reverb_dominated_livingroom_at_1_5m_at_48k() {
+fn decodes_30_percent_of_tokens_at_0db_snr_in_reverb_dominated_livingroom_at_1_5m_at_48k() {
     let stats = reverb_dominated_room(0.0, 19);
     assert_eq!(stats.wrong, 0);
-    assert!(stats.decoded >= 12, "decoded {}/60", stats.decoded);
+    assert!(stats.decoded >= 18, "decoded {}/60", stats.decoded);
 }
 
 #[test]
-fn decodes_half_of_tokens_at_20db_snr_in_reverb_dominated_livingroom_at_1_5m_at_48k() {
+fn decodes_85_percent_of_tokens_at_20db_snr_in_reverb_dominated_livingroom_at_1_5m_at_48k() {
     let stats = reverb_dominated_room(20.0, 20);
     assert_eq!(stats.wrong, 0);
-    assert!(stats.decoded >= 30, "decoded {}/60", stats.decoded);
+    assert!(stats.decoded >= 51, "decoded {}/60", stats.decoded);
 }

@@ -30,9 +30,7 @@ impl FromStr for Region {
         code.to_ascii_uppercase()
             .parse::<country::Id>()
             .map(Region)
-            .map_err(|_| PhoneError::UnknownRegion {
-                region: code.to_string(),
-            })
+            .map_err(|_| PhoneError::UnknownRegion { region: code.to_string() })
     }
 }
 
@@ -127,19 +125,9 @@ mod tests {
 
     #[test]
     fn garbage_and_impossible_numbers_are_refused() {
-        for bad in [
-            "",
-            "   ",
-            "hello",
-            "090-11",
-            "+81 00 0000 0000",
-            &"9".repeat(60),
-        ] {
+        for bad in ["", "   ", "hello", "090-11", "+81 00 0000 0000", &"9".repeat(60)] {
             assert!(
-                matches!(
-                    PhoneNumber::parse(bad, jp()),
-                    Err(PhoneError::Invalid { .. })
-                ),
+                matches!(PhoneNumber::parse(bad, jp()), Err(PhoneError::Invalid { .. })),
                 "{bad:?} should be refused"
             );
         }

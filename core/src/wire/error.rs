@@ -81,12 +81,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            attempts_remaining: None,
-            locked_until_ms: None,
-        }
+        ApiError { code, message: message.into(), attempts_remaining: None, locked_until_ms: None }
     }
 
     pub fn status(&self) -> u16 {

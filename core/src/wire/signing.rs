@@ -45,13 +45,7 @@ pub enum SigningError {
 }
 
 /// The bytes a device signs for one request.
-pub fn message(
-    method: &str,
-    path_and_query: &str,
-    body: &[u8],
-    timestamp_ms: i64,
-    nonce: &str,
-) -> Vec<u8> {
+pub fn message(method: &str, path_and_query: &str, body: &[u8], timestamp_ms: i64, nonce: &str) -> Vec<u8> {
     let body_hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, body));
     format!(
         "{SCHEME}\n{}\n{path_and_query}\n{body_hash}\n{timestamp_ms}\n{nonce}",
@@ -62,9 +56,7 @@ pub fn message(
 
 pub fn is_valid_nonce(nonce: &str) -> bool {
     (16..=64).contains(&nonce.len())
-        && nonce
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A device's signing key. The PKCS#8 bytes are the secret to keep in the
@@ -101,9 +93,7 @@ impl DeviceKey {
         timestamp_ms: i64,
         nonce: &str,
     ) -> [(&'static str, String); 4] {
-        let signature = self
-            .pair
-            .sign(&message(method, path_and_query, body, timestamp_ms, nonce));
+        let signature = self.pair.sign(&message(method, path_and_query, body, timestamp_ms, nonce));
         [
             (HEADER_KEY, self.public_key_b64()),
             (HEADER_TIMESTAMP, timestamp_ms.to_string()),
@@ -116,16 +106,13 @@ impl DeviceKey {
 /// A fresh random nonce (32 hex characters).
 pub fn new_nonce(rng: &dyn SecureRandom) -> String {
     let mut bytes = [0u8; 16];
-    rng.fill(&mut bytes)
-        .expect("system randomness is available");
+    rng.fill(&mut bytes).expect("system randomness is available");
     hex::encode(bytes)
 }
 
 /// Decodes a base64url public key, checking its length.
 pub fn decode_public_key(b64: &str) -> Result<[u8; 32], SigningError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|_| SigningError::MalformedKey)?;
+    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| SigningError::MalformedKey)?;
     bytes.try_into().map_err(|_| SigningError::MalformedKey)
 }
 
@@ -149,10 +136,7 @@ pub fn verify(
         .filter(|s| s.len() == 64)
         .ok_or(SigningError::MalformedSignature)?;
     UnparsedPublicKey::new(&ED25519, public_key)
-        .verify(
-            &message(method, path_and_query, body, timestamp_ms, nonce),
-            &signature,
-        )
+        .verify(&message(method, path_and_query, body, timestamp_ms, nonce), &signature)
         .map_err(|_| SigningError::BadSignature)
 }
 
@@ -171,43 +155,18 @@ mod tests {
         let (key, _) = DeviceKey::generate(&rng).unwrap();
         let nonce = new_nonce(&rng);
         let body = br#"{"amount":800}"#;
-        let headers = key.sign(
-            "post",
-            "/v1/transfers/send",
-            body,
-            1_700_000_000_000,
-            &nonce,
-        );
+        let headers = key.sign("post", "/v1/transfers/send", body, 1_700_000_000_000, &nonce);
         let pk = decode_public_key(header(&headers, HEADER_KEY)).unwrap();
         let sig = header(&headers, HEADER_SIGNATURE);
         let ts = 1_700_000_000_000;
-        assert_eq!(
-            verify(&pk, sig, "POST", "/v1/transfers/send", body, ts, &nonce),
-            Ok(())
-        );
+        assert_eq!(verify(&pk, sig, "POST", "/v1/transfers/send", body, ts, &nonce), Ok(()));
 
         let tampered = [
             verify(&pk, sig, "GET", "/v1/transfers/send", body, ts, &nonce),
             verify(&pk, sig, "POST", "/v1/transfers/sendx", body, ts, &nonce),
-            verify(
-                &pk,
-                sig,
-                "POST",
-                "/v1/transfers/send",
-                br#"{"amount":900}"#,
-                ts,
-                &nonce,
-            ),
+            verify(&pk, sig, "POST", "/v1/transfers/send", br#"{"amount":900}"#, ts, &nonce),
             verify(&pk, sig, "POST", "/v1/transfers/send", body, ts + 1, &nonce),
-            verify(
-                &pk,
-                sig,
-                "POST",
-                "/v1/transfers/send",
-                body,
-                ts,
-                &new_nonce(&rng),
-            ),
+            verify(&pk, sig, "POST", "/v1/transfers/send", body, ts, &new_nonce(&rng)),
         ];
         for result in tampered {
             assert_eq!(result, Err(SigningError::BadSignature));
@@ -227,14 +186,8 @@ mod tests {
         assert_eq!(decode_public_key("abc"), Err(SigningError::MalformedKey));
         let pk = [0u8; 32];
         let nonce = "n".repeat(16);
-        assert_eq!(
-            verify(&pk, "!!", "GET", "/", b"", 0, &nonce),
-            Err(SigningError::MalformedSignature)
-        );
-        assert_eq!(
-            verify(&pk, "AAAA", "GET", "/", b"", 0, "short"),
-            Err(SigningError::MalformedNonce)
-        );
+        assert_eq!(verify(&pk, "!!", "GET", "/", b"", 0, &nonce), Err(SigningError::MalformedSignature));
+        assert_eq!(verify(&pk, "AAAA", "GET", "/", b"", 0, "short"), Err(SigningError::MalformedNonce));
         assert!(!is_valid_nonce("has space in it ....."));
     }
 

@@ -5,6 +5,7 @@
 //! no clock, no randomness they were not handed) are the default; modules that
 //! touch the outside world say so in their names.
 
+pub mod acoustic;
 pub mod challenge;
 pub mod damm;
 pub mod dialstring;

@@ -1,0 +1,85 @@
+//! Acoustic modem speed: median time to decode one second of microphone
+//! audio (fed in 1024-sample chunks), with and without a token in it, and to
+//! modulate a token. Single thread.
+//!
+//! `cargo bench -p clink-core --bench acoustic`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use clink_core::acoustic::{Profile, TokenDecoder, TokenModem};
+
+const RUNS: usize = 200;
+const CHUNK_LEN: usize = 1024;
+
+/// Deterministic white-ish noise (xorshift), so the bench needs no RNG crate.
+fn noise(len: usize, level: f32, mut state: u64) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            level * ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.46
+        })
+        .collect()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time_decode(rate: u32, audio: &[f32]) -> Duration {
+    let mut decoder = TokenDecoder::new(Profile::NearUltrasound, rate).unwrap();
+    let times = (0..RUNS)
+        .map(|_| {
+            decoder.reset();
+            let start = Instant::now();
+            for chunk in audio.chunks(CHUNK_LEN) {
+                black_box(decoder.push(black_box(chunk)));
+            }
+            start.elapsed()
+        })
+        .collect();
+    median(times)
+}
+
+fn main() {
+    for rate in [44_100u32, 48_000] {
+        let modem = TokenModem::new(Profile::NearUltrasound, rate).unwrap();
+        let second = rate as usize;
+        let token = *b"bench-token-0001";
+
+        // One second: noise only, at 0 dB SNR relative to a token.
+        let quiet = noise(second, 0.3, 1);
+        // One second with a token in it at 0 dB SNR (white, whole band).
+        let mut with_token = noise(second, 0.3, 2);
+        for (s, t) in with_token[second / 4..]
+            .iter_mut()
+            .zip(modem.modulate(&token))
+        {
+            *s += t;
+        }
+        let mut check = TokenDecoder::new(Profile::NearUltrasound, rate).unwrap();
+        assert_eq!(
+            check.push(&with_token),
+            vec![token],
+            "bench signal must decode"
+        );
+
+        let modulate_times = (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(modem.modulate(black_box(&token)));
+                start.elapsed()
+            })
+            .collect();
+        println!(
+            "{rate} Hz: decode 1 s of noise: median {:?}; decode 1 s holding a token: median {:?}; modulate a {:.3} s token: median {:?}",
+            time_decode(rate, &quiet),
+            time_decode(rate, &with_token),
+            modem.token_duration_s(),
+            median(modulate_times),
+        );
+    }
+}

@@ -5,5 +5,6 @@
 //! no clock, no randomness they were not handed) are the default; modules that
 //! touch the outside world say so in their names.
 
+pub mod dtmf;
 pub mod phone;
 pub mod wire;

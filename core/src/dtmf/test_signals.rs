@@ -126,8 +126,9 @@ const VOWELS_HZ: [(f64, f64, f64); 10] = [
 /// Speech-like audio: phrases of syllables; voiced syllables are glottal
 /// pulse trains (pitch 80-300 Hz, intonation and jitter, -12 dB/octave source
 /// with lip radiation) through three formant resonators gliding between
-/// vowels; unvoiced syllables are noise through a high formant; syllable-rate
-/// envelopes and pauses between phrases. RMS -20 dBFS.
+/// vowels, sometimes held at a steady pitch; unvoiced syllables are noise
+/// through a high formant; syllable-rate envelopes and pauses between
+/// phrases; then a telephone handset's upward tilt. RMS -20 dBFS.
 pub fn speech_like(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
     let mut rng = rng(seed);
     let fs = rate as f64;
@@ -147,8 +148,15 @@ pub fn speech_like(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
         let phrase_len: usize = phrase_syllables;
         let rise_fall: f64 = rng.gen_range(-0.3..0.3);
         for syllable in 0..phrase_len {
-            let len = samples_for_ms(rate, rng.gen_range(120.0..320.0));
             let voiced = rng.gen_bool(0.8);
+            // Now and then a held vowel or hum at a steady pitch: the hardest
+            // case for talk-off, as its harmonics are steady tones.
+            let held = voiced && rng.gen_bool(0.15);
+            let len = if held {
+                samples_for_ms(rate, rng.gen_range(400.0..900.0))
+            } else {
+                samples_for_ms(rate, rng.gen_range(120.0..320.0))
+            };
             let target = VOWELS_HZ[rng.gen_range(0..VOWELS_HZ.len())];
             let loudness = 10f64.powf(rng.gen_range(-8.0..0.0) / 20.0);
             let fricative_hz: f64 = rng.gen_range(2200.0f64..3600.0).min(0.45 * fs);
@@ -165,9 +173,14 @@ pub fn speech_like(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
                 // Syllable envelope: smooth rise and fall.
                 let envelope = (std::f64::consts::PI * progress).sin().powf(0.7) * loudness;
                 let phrase_pos = (syllable as f64 + progress) / phrase_len as f64;
+                let contour_pos = if held {
+                    syllable as f64 / phrase_len as f64
+                } else {
+                    phrase_pos
+                };
                 let f0 = base_f0
-                    * (1.0 + rise_fall * (phrase_pos - 0.5))
-                    * (1.0 + 0.08 * (TAU * 3.0 * phrase_pos).sin());
+                    * (1.0 + rise_fall * (contour_pos - 0.5))
+                    * (1.0 + 0.08 * (TAU * 3.0 * contour_pos).sin());
                 let sample = if voiced {
                     pulse_phase += f0 / fs;
                     let mut excitation = 0.0;
@@ -201,8 +214,22 @@ pub fn speech_like(rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
         }
     }
     out.truncate(total);
+    telephone_send_tilt(&mut out);
     normalise_rms(&mut out, 0.1);
     out
+}
+
+/// Telephone handsets boost the upper speech band (the IRS send response
+/// rises about 6 dB/octave up to 3 kHz): a first difference does the same.
+/// It also lifts speech harmonics into the DTMF high group, which makes the
+/// talk-off test harder.
+fn telephone_send_tilt(signal: &mut [f32]) {
+    let mut previous = 0.0;
+    for x in signal {
+        let input = *x;
+        *x = input - 0.9 * previous;
+        previous = input;
+    }
 }
 
 fn midi_to_hz(note: f64) -> f64 {

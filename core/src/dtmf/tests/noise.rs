@@ -33,7 +33,7 @@ impl Outcome {
 }
 
 /// Edit distance: digits missed, added or wrong.
-fn digit_errors(sent: &str, got: &str) -> usize {
+pub(super) fn digit_errors(sent: &str, got: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (sent.chars().collect(), got.chars().collect());
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for i in 1..=a.len() {

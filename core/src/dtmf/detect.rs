@@ -54,6 +54,9 @@ const FREQUENCY_TOLERANCE: f64 = 0.025;
 /// louder) and 4 dB reverse (high group louder).
 const MAX_NORMAL_TWIST_DB: f64 = 10.0;
 const MAX_REVERSE_TWIST_DB: f64 = 6.0;
+/// A tone is judged on its first second; a key held longer only moves the
+/// reported end, so memory stays bounded however long a tone lasts.
+const MAX_JUDGED_MS: f64 = 1_000.0;
 /// Extra twist a single frame may show before the whole tone is judged.
 const FRAME_TWIST_SLACK_DB: f64 = 6.0;
 /// Quietest tone considered, per tone, in dB relative to full scale.
@@ -121,6 +124,7 @@ impl DtmfDetector {
             frame_len: hop_len * FRAME_HOPS,
             min_tone_hops: (MIN_TONE_MS / hop_ms).ceil() as usize,
             close_after_hops: (CLOSE_AFTER_GAP_MS / hop_ms).ceil() as usize,
+            max_judged_frames: (MAX_JUDGED_MS / hop_ms).ceil() as usize,
             min_amplitude: 10f64.powf(MIN_TONE_LEVEL_DBFS / 20.0),
         };
         Ok(DtmfDetector {
@@ -225,6 +229,7 @@ struct Settings {
     frame_len: usize,
     min_tone_hops: usize,
     close_after_hops: usize,
+    max_judged_frames: usize,
     min_amplitude: f64,
 }
 
@@ -250,8 +255,12 @@ struct Candidate {
 /// The tone being followed.
 struct Segment {
     digit: Digit,
+    /// The tone's frames, up to `Settings::max_judged_frames`.
     frames: Vec<FrameRecord>,
     peak_strength: f64,
+    /// Start of the latest frame that still held the tone (kept beyond the
+    /// judged frames, so a long tone's end is still reported right).
+    last_present_start: u64,
     absent_hops: usize,
 }
 
@@ -277,9 +286,12 @@ impl Tracker {
         match candidate {
             Some(c) if c.strength >= segment.peak_strength * EDGE_ENERGY_FRACTION => {
                 if c.digit == segment.digit {
-                    segment.peak_strength = segment.peak_strength.max(c.strength);
                     segment.absent_hops = 0;
-                    segment.frames.push(record);
+                    segment.last_present_start = record.start_sample;
+                    if segment.frames.len() < self.settings.max_judged_frames {
+                        segment.peak_strength = segment.peak_strength.max(c.strength);
+                        segment.frames.push(record);
+                    }
                 } else {
                     // A different key at comparable strength: the previous one ended.
                     self.close();
@@ -309,6 +321,7 @@ impl Tracker {
         self.segment = Some(Segment {
             digit: candidate.digit,
             peak_strength: candidate.strength,
+            last_present_start: record.start_sample,
             absent_hops: 0,
             frames: vec![record],
         });
@@ -493,7 +506,7 @@ impl Settings {
         Ok(DtmfEvent {
             digit,
             start_sample: (first.start_sample + centre).saturating_sub(half_hop),
-            end_sample: last.start_sample + centre + half_hop,
+            end_sample: last.start_sample.max(segment.last_present_start) + centre + half_hop,
         })
     }
 }

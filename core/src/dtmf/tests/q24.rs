@@ -9,6 +9,8 @@ use rand::Rng;
 
 const AMPLITUDE: f64 = 0.1;
 const ALIGNMENTS: u64 = 4;
+/// Telephone audio, and the rate most phones record at.
+const RATES_HZ: [u32; 2] = [8_000, 48_000];
 
 /// What the detector made of a signal: the keys, and why it turned down
 /// any tone it followed.
@@ -140,54 +142,43 @@ fn detuned(d: Digit, low: bool, error: f64) -> TonePair {
 }
 
 #[test]
-fn accepts_frequency_errors_of_1_5_percent_both_signs_both_groups() {
-    for error in [0.015, -0.015] {
-        for low in [true, false] {
-            for_all_keys(|d, seed| {
-                let key = d.as_char().to_string();
-                expect(decode_tone(detuned(d, low, error), 50.0, 8_000, seed), &key).map(|f| {
-                    format!(
-                        "error {error} on {} group: {f}",
-                        if low { "low" } else { "high" }
-                    )
-                })
-            });
+fn accepts_frequency_errors_of_1_5_percent_both_signs_both_groups_at_8_and_48khz() {
+    for rate in RATES_HZ {
+        for error in [0.015, -0.015] {
+            for low in [true, false] {
+                for_all_keys(|d, seed| {
+                    let key = d.as_char().to_string();
+                    expect(decode_tone(detuned(d, low, error), 50.0, rate, seed), &key).map(|f| {
+                        format!(
+                            "error {error} on {} group: {f}",
+                            if low { "low" } else { "high" }
+                        )
+                    })
+                });
+            }
         }
     }
 }
 
 #[test]
-fn rejects_frequency_errors_of_3_5_percent_both_signs_both_groups() {
-    for error in [0.035, -0.035] {
-        for low in [true, false] {
-            for_all_keys(|d, seed| {
-                expect_rejected(
-                    decode_tone(detuned(d, low, error), 50.0, 8_000, seed),
-                    d,
-                    off_frequency,
-                )
-                .map(|f| {
-                    format!(
-                        "error {error} on {} group: {f}",
-                        if low { "low" } else { "high" }
+fn rejects_frequency_errors_of_3_5_percent_both_signs_both_groups_at_8_and_48khz() {
+    for rate in RATES_HZ {
+        for error in [0.035, -0.035] {
+            for low in [true, false] {
+                for_all_keys(|d, seed| {
+                    expect_rejected(
+                        decode_tone(detuned(d, low, error), 50.0, rate, seed),
+                        d,
+                        off_frequency,
                     )
-                })
-            });
-        }
-    }
-}
-
-#[test]
-fn rejects_frequency_errors_of_3_5_percent_at_48khz() {
-    for error in [0.035, -0.035] {
-        for low in [true, false] {
-            for_all_keys(|d, seed| {
-                expect_rejected(
-                    decode_tone(detuned(d, low, error), 50.0, 48_000, seed),
-                    d,
-                    off_frequency,
-                )
-            });
+                    .map(|f| {
+                        format!(
+                            "error {error} on {} group: {f}",
+                            if low { "low" } else { "high" }
+                        )
+                    })
+                });
+            }
         }
     }
 }
@@ -218,32 +209,36 @@ fn twisted(d: Digit, twist_db: f64) -> TonePair {
 }
 
 #[test]
-fn accepts_8db_normal_twist_and_4db_reverse_twist() {
-    for twist_db in [-8.0, 4.0] {
-        for_all_keys(|d, seed| {
-            let key = d.as_char().to_string();
-            expect(decode_tone(twisted(d, twist_db), 50.0, 8_000, seed), &key)
+fn accepts_8db_normal_twist_and_4db_reverse_twist_at_8_and_48khz() {
+    for rate in RATES_HZ {
+        for twist_db in [-8.0, 4.0] {
+            for_all_keys(|d, seed| {
+                let key = d.as_char().to_string();
+                expect(decode_tone(twisted(d, twist_db), 50.0, rate, seed), &key)
+                    .map(|f| format!("twist {twist_db} dB: {f}"))
+            });
+        }
+    }
+}
+
+#[test]
+fn rejects_12db_normal_twist_and_8db_reverse_twist_at_8_and_48khz() {
+    for rate in RATES_HZ {
+        for twist_db in [-12.0, 8.0] {
+            for_all_keys(|d, seed| {
+                expect_rejected(
+                    decode_tone(twisted(d, twist_db), 50.0, rate, seed),
+                    d,
+                    |r| matches!(r, Rejection::Twist { .. }),
+                )
                 .map(|f| format!("twist {twist_db} dB: {f}"))
-        });
+            });
+        }
     }
 }
 
 #[test]
-fn rejects_12db_normal_twist_and_8db_reverse_twist() {
-    for twist_db in [-12.0, 8.0] {
-        for_all_keys(|d, seed| {
-            expect_rejected(
-                decode_tone(twisted(d, twist_db), 50.0, 8_000, seed),
-                d,
-                |r| matches!(r, Rejection::Twist { .. }),
-            )
-            .map(|f| format!("twist {twist_db} dB: {f}"))
-        });
-    }
-}
-
-#[test]
-fn a_10ms_break_inside_a_tone_does_not_make_a_second_digit() {
+fn a_10ms_break_inside_a_tone_does_not_make_a_second_digit_at_8_and_48khz() {
     for rate in [8_000, 48_000] {
         for_all_keys(|d, seed| {
             let key = d.as_char().to_string();
@@ -254,7 +249,7 @@ fn a_10ms_break_inside_a_tone_does_not_make_a_second_digit() {
 }
 
 #[test]
-fn a_40ms_pause_separates_two_identical_digits() {
+fn a_40ms_pause_separates_two_identical_digits_at_8_and_48khz() {
     for rate in [8_000, 48_000] {
         for_all_keys(|d, seed| {
             let key = d.as_char().to_string().repeat(2);
@@ -262,4 +257,50 @@ fn a_40ms_pause_separates_two_identical_digits() {
             expect(decode_bursts(pair, &[40.0, 40.0], 40.0, rate, seed), &key)
         });
     }
+}
+
+/// The duration and break limits still hold in noise at 20 dB SNR (noise
+/// power over 0-4 kHz against the power of the two tones).
+#[test]
+fn duration_and_break_limits_hold_at_20db_snr_at_8khz() {
+    use crate::dtmf::test_signals::add_white_noise;
+    let sigma = AMPLITUDE / 10f64.powf(20.0 / 20.0);
+    let mut failures = Vec::new();
+    for trial in 0..64u64 {
+        let d = Digit::ALL[trial as usize % 16];
+        let key = d.as_char().to_string();
+        let cases: [(&[f64], f64, String); 4] = [
+            (&[23.0], 0.0, String::new()),
+            (&[40.0], 0.0, key.clone()),
+            (&[40.0, 40.0], 10.0, key.clone()),
+            (&[40.0, 40.0], 40.0, key.repeat(2)),
+        ];
+        for (bursts, gap_ms, wanted) in cases {
+            let mut random = rng(1_000 + trial);
+            let phases = random_phases(&mut random);
+            let mut pcm = Vec::new();
+            push_silence(400 + random.gen_range(0..40), &mut pcm);
+            let mut clock = 0;
+            for (i, &ms) in bursts.iter().enumerate() {
+                if i > 0 {
+                    let gap = samples_for_ms(8_000, gap_ms);
+                    push_silence(gap, &mut pcm);
+                    clock += gap;
+                }
+                let len = samples_for_ms(8_000, ms);
+                TonePair::nominal(d.as_char(), AMPLITUDE)
+                    .render(8_000, len, phases, clock, &mut pcm);
+                clock += len;
+            }
+            push_silence(640, &mut pcm);
+            add_white_noise(&mut pcm, sigma, &mut random);
+            let got = super::decode(&pcm, 8_000);
+            if got != wanted {
+                failures.push(format!(
+                    "{bursts:?} gap {gap_ms} ms: decoded {got:?}, wanted {wanted:?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

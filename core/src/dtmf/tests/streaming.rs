@@ -139,3 +139,32 @@ fn silence_and_very_quiet_tones_give_nothing() {
     let pcm = synthesize_f32("123", &config).unwrap();
     assert!(events(&pcm, 8_000).is_empty());
 }
+
+#[test]
+fn a_key_held_for_3s_is_one_digit_ending_at_3s() {
+    let rate = 16_000;
+    let config = SynthConfig {
+        sample_rate_hz: rate,
+        tone_ms: 3_000.0,
+        gap_ms: 100.0,
+        level_dbfs: -20.0,
+    };
+    let pcm = synthesize_f32("8", &config).unwrap();
+    let found = events(&pcm, rate);
+    assert_eq!(found.len(), 1);
+    let hop = (0.005 * rate as f64) as i64;
+    assert!(
+        (found[0].end_sample as i64 - 3 * rate as i64).abs() <= hop,
+        "{:?}",
+        found[0]
+    );
+}
+
+#[test]
+fn non_finite_samples_do_not_panic_and_detection_recovers() {
+    let config = SynthConfig::default();
+    let mut pcm = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30];
+    pcm.extend(vec![0.0; 400]);
+    pcm.extend(synthesize_f32("42", &config).unwrap());
+    assert_eq!(decode(&pcm, 8_000), "42");
+}

@@ -61,6 +61,8 @@ pub(crate) struct FilterBank {
     mix_re: Vec<Vec<f32>>,
     mix_im: Vec<Vec<f32>>,
     hop: Vec<f32>,
+    /// The samples of the latest frame.
+    frame_samples: Vec<f32>,
     /// Phase of each bin at the start of the current hop, and its advance
     /// per hop; re-derived exactly every `RESYNC_HOPS` hops.
     hop_phasor: [Complex64; BINS],
@@ -88,6 +90,7 @@ impl FilterBank {
             mix_re: table(f64::cos),
             mix_im: table(|a| -a.sin()),
             hop: Vec::with_capacity(hop_len),
+            frame_samples: Vec::with_capacity((frame_hops + 1) * hop_len),
             hop_phasor: [Complex64::new(1.0, 0.0); BINS],
             hop_advance: freqs_hz.map(|hz| Complex64::from_polar(1.0, -angle(hz, hop_len))),
             hops_until_resync: 0,
@@ -96,8 +99,9 @@ impl FilterBank {
         }
     }
 
-    /// Feeds samples; calls `on_frame` for every frame completed.
-    pub fn push(&mut self, mut samples: &[f32], mut on_frame: impl FnMut(&Frame)) {
+    /// Feeds samples; calls `on_frame` with every frame completed and the
+    /// frame's samples.
+    pub fn push(&mut self, mut samples: &[f32], mut on_frame: impl FnMut(&Frame, &[f32])) {
         while !samples.is_empty() {
             let take = (self.hop_len - self.hop.len()).min(samples.len());
             let (now, rest) = samples.split_at(take);
@@ -107,7 +111,7 @@ impl FilterBank {
                 continue;
             }
             if let Some(frame) = self.finish_hop() {
-                on_frame(&frame);
+                on_frame(&frame, &self.frame_samples);
             }
         }
     }
@@ -133,6 +137,12 @@ impl FilterBank {
             sums.bins[k] = mixed * self.hop_phasor[k];
             self.hop_phasor[k] *= self.hop_advance[k];
         }
+        self.frame_samples.extend_from_slice(&self.hop);
+        let surplus = self
+            .frame_samples
+            .len()
+            .saturating_sub(self.frame_hops * self.hop_len);
+        self.frame_samples.drain(..surplus);
         self.hop.clear();
         self.hops_done += 1;
         self.recent.push_back(sums);
@@ -210,7 +220,10 @@ mod tests {
             .collect();
         let mut bank = FilterBank::new(rate, hop, hops);
         let mut frames = Vec::new();
-        bank.push(&signal, |f| frames.push(f.clone()));
+        bank.push(&signal, |f, samples| {
+            assert_eq!(samples.len(), hop * hops);
+            frames.push(f.clone());
+        });
         assert_eq!(frames.len(), 2_000 / hop - hops + 1);
         let bin = 2; // 852 Hz
         for frame in &frames {

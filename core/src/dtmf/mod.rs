@@ -8,6 +8,7 @@
 
 mod bank;
 pub mod detect;
+mod purity;
 pub mod synth;
 
 #[cfg(test)]

@@ -63,3 +63,20 @@ fn detects_95_percent_of_digits_played_10db_over_speech_and_music() {
     println!("digits right 10 dB over speech: {speech:.3}, over music: {music:.3}");
     assert!(speech >= 0.95 && music >= 0.95);
 }
+
+/// Longer run for reports: `cargo test --release -p clink-core -- --ignored
+/// --nocapture talk_off`.
+#[test]
+#[ignore = "20 minutes of audio each; run on demand"]
+fn no_digits_in_20_minutes_each_of_speech_and_music_like_audio_at_8khz() {
+    let mut false_digits = Vec::new();
+    for seed in 100..120 {
+        false_digits.extend(events(&speech_like(RATE_HZ, SECONDS, seed), RATE_HZ));
+        false_digits.extend(events(&music_like(RATE_HZ, SECONDS, seed), RATE_HZ));
+    }
+    println!(
+        "false digits in 20 min of speech and 20 min of music: {}",
+        false_digits.len()
+    );
+    assert!(false_digits.is_empty(), "{false_digits:?}");
+}

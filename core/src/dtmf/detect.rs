@@ -4,12 +4,15 @@
 //! - Analysis: DFT bins at the 8 DTMF frequencies and their 8 second
 //!   harmonics (see `bank`), over 20 ms frames that slide by 5 ms hops.
 //!   Chosen over an FFT per hop by measurement (`cargo bench -p clink-core
-//!   --bench dtmf`): the whole detector takes about 50 us per second of
-//!   8 kHz audio where rustfft's transforms alone take 25 us, and 160 us at
-//!   48 kHz where they take 200 us (1.5 ms at 44.1 kHz, whose 880-point frame
-//!   has a factor 11). Both are thousands of times faster than real time;
-//!   the bank puts every bin exactly on a DTMF frequency (an FFT's 50 Hz grid
-//!   would need interpolation) and costs the same at every sample rate.
+//!   --bench dtmf`): on audio without digits the whole detector takes about
+//!   45 us per second of 8 kHz audio and 160 us at 48 kHz, where rustfft's
+//!   transforms alone would take 25 us and 210 us (1.1 ms at 44.1 kHz, whose
+//!   880-point frame has a factor 11). Both are thousands of times faster
+//!   than real time; the bank puts every bin exactly on a DTMF frequency (an
+//!   FFT's 50 Hz grid would need interpolation) and keeps phases against
+//!   absolute time, which the frequency measurement below relies on. An FFT
+//!   is still used, zero-padded to a power of two, for the purity check on
+//!   frames that already look like a digit.
 //! - Frequency tolerance: a 20 ms frame cannot tell 697 Hz +1.5 % (accept)
 //!   from +3.5 % (reject) by magnitude alone, and a 40 ms one would already
 //!   null a 1633 Hz tone that is 1.5 % off. So magnitude only decides which
@@ -420,17 +423,14 @@ impl Settings {
         bin_hz: &[u32; BINS],
         spectrum: &BandSpectrum,
     ) -> Result<DtmfEvent, Rejection> {
-        let at_least = |fraction: f64| -> Vec<&FrameRecord> {
-            let threshold = segment.peak_strength * fraction;
-            segment
-                .frames
-                .iter()
-                .filter(|f| f.strength >= threshold)
-                .collect()
-        };
         // Duration: from the first to the last frame at half amplitude. Noise
         // may knock out frames inside the tone, but not most of them.
-        let counted = at_least(EDGE_ENERGY_FRACTION);
+        let edge_strength = segment.peak_strength * EDGE_ENERGY_FRACTION;
+        let counted: Vec<&FrameRecord> = segment
+            .frames
+            .iter()
+            .filter(|f| f.strength >= edge_strength)
+            .collect();
         let (Some(&first), Some(&last)) = (counted.first(), counted.last()) else {
             return Err(Rejection::TooShort { hops: 0 });
         };

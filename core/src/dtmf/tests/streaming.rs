@@ -168,3 +168,17 @@ fn non_finite_samples_do_not_panic_and_detection_recovers() {
     pcm.extend(synthesize_f32("42", &config).unwrap());
     assert_eq!(decode(&pcm, 8_000), "42");
 }
+
+#[test]
+fn level_does_not_matter_from_minus_45_to_minus_6_dbfs_per_tone() {
+    for level_dbfs in [-45.0, -30.0, -20.0, -10.0, -6.03] {
+        let config = SynthConfig {
+            level_dbfs,
+            tone_ms: 45.0,
+            gap_ms: 45.0,
+            ..SynthConfig::default()
+        };
+        let pcm = synthesize_f32(ALL_KEYS, &config).unwrap();
+        assert_eq!(decode(&pcm, 8_000), ALL_KEYS, "at {level_dbfs} dBFS");
+    }
+}

@@ -80,3 +80,10 @@ fn no_digits_in_20_minutes_each_of_speech_and_music_like_audio_at_8khz() {
     );
     assert!(false_digits.is_empty(), "{false_digits:?}");
 }
+
+#[test]
+fn no_digits_in_60s_each_of_speech_and_music_like_audio_at_48khz() {
+    let mut found = events(&speech_like(48_000, SECONDS, 1), 48_000);
+    found.extend(events(&music_like(48_000, SECONDS, 2), 48_000));
+    assert!(found.is_empty(), "{} false digits: {found:?}", found.len());
+}

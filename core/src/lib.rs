@@ -9,6 +9,7 @@ pub mod acoustic;
 pub mod challenge;
 pub mod damm;
 pub mod dialstring;
+pub mod dtmf;
 pub mod http_client;
 pub mod phone;
 pub mod secrets;

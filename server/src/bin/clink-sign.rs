@@ -61,7 +61,10 @@ fn main() {
         }
     };
     let body = args.body.unwrap_or_default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let nonce = signing::new_nonce(&rng);
     let mut out = vec![format!("-X{}", method.to_ascii_uppercase())];
     for (name, value) in key.sign(&method, &path, body.as_bytes(), now, &nonce) {

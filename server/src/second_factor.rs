@@ -359,6 +359,21 @@ pub async fn enforce_policy(
     check_response(state, conn, account, &key, &digits, response, now).await
 }
 
+/// Challenges and calls are kept this long after they expire, so that a late
+/// replay is still told "already used" rather than "not found".
+pub const CHALLENGE_RETENTION_MS: i64 = 48 * 3600 * 1000;
+
+/// Deletes challenges and calls past [`CHALLENGE_RETENTION_MS`] (the sweeper's job).
+pub async fn forget_old_challenges(conn: &mut AnyConnection, now: i64) -> AppResult<()> {
+    for table in ["challenges", "calls"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+            .bind(now - CHALLENGE_RETENTION_MS)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn used(id: &str) -> AppError {
     AppError::new(
         ErrorCode::ChallengeUsed,

@@ -26,6 +26,7 @@ on_both_backends!(
     gateway_expired_call_moves_no_money,
     gateway_call_completed_twice_at_once_moves_money_once,
     gateway_needs_its_token,
+    old_challenges_and_calls_are_swept,
 );
 
 const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789";
@@ -828,6 +829,56 @@ async fn gateway_call_completed_twice_at_once_moves_money_once(backend: Backend)
     }
     assert_eq!((alice.balance().await, bob.balance().await), (500, 500));
     assert_eq!(ts.sum_of_balances().await, 0);
+}
+
+async fn old_challenges_and_calls_are_swept(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |c| {
+        with_gateway(c);
+        c.sweep_secs = 3600; // no sweeps until asked
+    })
+    .await
+    else {
+        return;
+    };
+    let gw = GatewayClient::new(&ts);
+    let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
+    ocra_key(&alice).await;
+    alice.client.new_challenge().await.unwrap();
+    gw.call(&alice.e164, &dial_send(&alice, &bob, 100))
+        .await
+        .unwrap();
+    let pool = ts.pool().clone();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let row = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            sqlx::Row::get::<i64, _>(&row, 0)
+        }
+    };
+    let sweep_at = |now: i64| {
+        let state = ts.server.state.clone();
+        async move {
+            state
+                .writer
+                .run(move |conn| {
+                    Box::pin(async move {
+                        clink_server::writer::Outcome::from_result(
+                            clink_server::sweeper::sweep(conn, now).await,
+                        )
+                    })
+                })
+                .await
+                .unwrap()
+        }
+    };
+    // Expired a minute ago: kept, so a replay still hears "already used".
+    sweep_at(clink_server::now_ms() + 3 * 60 * 1000).await;
+    assert_eq!((count("challenges").await, count("calls").await), (1, 1));
+    sweep_at(clink_server::now_ms() + 49 * 3600 * 1000).await;
+    assert_eq!((count("challenges").await, count("calls").await), (0, 0));
 }
 
 async fn gateway_needs_its_token(backend: Backend) {

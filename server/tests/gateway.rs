@@ -233,11 +233,11 @@ async fn used_expired_and_foreign_challenges_are_refused(backend: Backend) {
         ErrorCode::InsufficientFunds
     );
     // It is used once...
-    alice
-        .client
-        .send(&answered(&challenge, &alice_key))
-        .await
-        .unwrap();
+    let request = answered(&challenge, &alice_key);
+    let sent = alice.client.send(&request).await.unwrap();
+    // ...a retry of the same payment replays its answer without checking
+    // the spent challenge again...
+    assert_eq!(alice.client.send(&request).await.unwrap(), sent);
     // ...and never again, even for a new payment.
     let e = code_of(alice.client.send(&answered(&challenge, &alice_key)).await);
     assert_eq!(

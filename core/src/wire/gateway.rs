@@ -90,3 +90,49 @@ pub struct CompletedCall {
     pub call_id: String,
     pub transfer: TransferView,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::types::{ApproveClaimRequest, SendRequest};
+    use super::*;
+
+    #[test]
+    fn payments_without_a_second_factor_keep_their_old_shape() {
+        // What clients from before the second factor send still parses...
+        let old = r#"{"idempotency_key":"k","payee":"090","amount":5,"memo":"","pin":"1234"}"#;
+        let send: SendRequest = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (&send.challenge_id, &send.challenge_response),
+            (&None, &None)
+        );
+        // ...and a request without one serialises exactly as before.
+        assert_eq!(serde_json::to_string(&send).unwrap(), old);
+        let approve: ApproveClaimRequest = serde_json::from_str(r#"{"pin":"1234"}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&approve).unwrap(),
+            r#"{"pin":"1234"}"#
+        );
+    }
+
+    #[test]
+    fn second_factor_fields_travel_with_the_payment() {
+        let json = r#"{"pin":"1234","challenge_id":"ch_1","challenge_response":"01234567"}"#;
+        let approve: ApproveClaimRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            (
+                approve.challenge_id.as_deref(),
+                approve.challenge_response.as_deref()
+            ),
+            (Some("ch_1"), Some("01234567"))
+        );
+        assert!(serde_json::from_str::<ApproveClaimRequest>(r#"{"pin":"1","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn call_kinds_are_snake_case_on_the_wire() {
+        assert_eq!(
+            serde_json::to_string(&GatewayCallKind::Request).unwrap(),
+            r#""request""#
+        );
+    }
+}

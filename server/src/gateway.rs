@@ -123,6 +123,8 @@ async fn start_call(
         )
     })?;
     let dialed = dialstring::parse(&req.dialed).map_err(dial_error)?;
+    // Kept in Clink's checked form, whatever form the caller typed.
+    let canonical = dialed.command.to_dial_string();
     let plan = plan_call(&state, caller, &caller_phone, dialed.command).await?;
     let challenge = new_challenge(&state.rng)?;
     let call_id = format!("c_{}", random_hex(&state.rng, 16));
@@ -131,7 +133,7 @@ async fn start_call(
         .writer
         .run(move |conn| {
             Box::pin(async move {
-                outcome(open_call(conn, &call_id, &req.dialed, &challenge, plan, ttl_ms).await)
+                outcome(open_call(conn, &call_id, &canonical, &challenge, plan, ttl_ms).await)
             })
         })
         .await?;

@@ -7,6 +7,7 @@ use ring::rand::SystemRandom;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::challenge::OcraKey;
 use crate::wire::signing::{self, DeviceKey};
 use crate::wire::*;
 
@@ -189,13 +190,25 @@ impl ApiClient {
         claim_id: &str,
         pin: &str,
     ) -> Result<TransferView, ClientError> {
-        self.post(
-            &paths::claim_action(claim_id, "approve"),
+        self.approve_claim_with(
+            claim_id,
             &ApproveClaimRequest {
                 pin: pin.to_string(),
+                challenge_id: None,
+                challenge_response: None,
             },
         )
         .await
+    }
+
+    /// Approves a claim with the full request, e.g. with a second factor.
+    pub async fn approve_claim_with(
+        &self,
+        claim_id: &str,
+        request: &ApproveClaimRequest,
+    ) -> Result<TransferView, ClientError> {
+        self.post(&paths::claim_action(claim_id, "approve"), request)
+            .await
     }
 
     pub async fn decline_claim(&self, claim_id: &str) -> Result<TransferView, ClientError> {
@@ -240,5 +253,25 @@ impl ApiClient {
     ) -> Result<AccountView, ClientError> {
         self.call(reqwest::Method::PUT, paths::POLICY, Some(request), true)
             .await
+    }
+
+    /// Registers this install's OCRA key, replacing any earlier one.
+    pub async fn register_ocra_key(
+        &self,
+        key: &OcraKey,
+        pin: &str,
+    ) -> Result<OcraKeyRegistered, ClientError> {
+        use base64::Engine;
+        let request = RegisterOcraKeyRequest {
+            ocra_key: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes()),
+            pin: pin.to_string(),
+        };
+        self.call(reqwest::Method::PUT, paths::OCRA_KEY, Some(&request), true)
+            .await
+    }
+
+    /// A fresh single-use challenge for a payment's second factor.
+    pub async fn new_challenge(&self) -> Result<IssuedChallenge, ClientError> {
+        self.post(paths::CHALLENGES, &serde_json::json!({})).await
     }
 }

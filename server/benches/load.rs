@@ -87,6 +87,8 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
                     amount: 1,
                     memo: String::new(),
                     pin: "1234".into(),
+                    challenge_id: None,
+                    challenge_response: None,
                 };
                 let t0 = Instant::now();
                 users[payer].client.send(&request).await.expect("send");

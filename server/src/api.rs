@@ -20,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::auth::{Caller, MAX_BODY_BYTES, Signed};
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
+use crate::second_factor::{self, Proof};
 use crate::secrets::{random_digits, random_hex};
 use crate::{AppState, now_ms};
 
@@ -41,6 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/claims/{id}/{action}", post(decide_claim))
         .route(paths::HISTORY, get(history))
         .route(paths::INBOX, get(inbox))
+        .merge(crate::second_factor::routes())
+        .merge(crate::gateway::routes())
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -56,17 +59,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn respond(r: StoredResponse) -> Response {
+pub(crate) fn respond(r: StoredResponse) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     (status, [(header::CONTENT_TYPE, "application/json")], r.body).into_response()
 }
 
-fn parse_phone(state: &AppState, input: &str) -> AppResult<PhoneNumber> {
+pub(crate) fn parse_phone(state: &AppState, input: &str) -> AppResult<PhoneNumber> {
     PhoneNumber::parse(input, state.config.default_region)
         .map_err(|e| AppError::new(ErrorCode::InvalidPhoneNumber, e.to_string()))
 }
 
-async fn user_by_phone(state: &AppState, phone: &PhoneNumber) -> AppResult<Option<i64>> {
+pub(crate) async fn user_by_phone(state: &AppState, phone: &PhoneNumber) -> AppResult<Option<i64>> {
     Ok(counterpart_by_phone(state, phone)
         .await?
         .map(|(account, _)| account))
@@ -89,7 +92,7 @@ async fn counterpart_by_phone(
     Ok(Some((row.try_get(0)?, counterpart)))
 }
 
-fn new_transfer_id(state: &AppState) -> String {
+pub(crate) fn new_transfer_id(state: &AppState) -> String {
     format!("t_{}", random_hex(&state.rng, 16))
 }
 
@@ -124,7 +127,9 @@ async fn time() -> Json<TimeResponse> {
     })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> AppResult<T> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<T> {
     let body = body.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     serde_json::from_slice(&body).map_err(|e| {
         AppError::new(
@@ -474,11 +479,16 @@ where
                             return Ok(stored);
                         }
                         let now = now_ms();
-                        if let Some(pin) = &req.pin {
-                            let policy = ledger::verify_pin(&st, conn, account, pin, now).await?;
-                            ledger::check_policy(&policy, req.amount)?;
-                        }
+                        let wrong_before = match &req.pin {
+                            Some(pin) => ledger::check_pin(&st, conn, account, pin, now).await?,
+                            None => 0,
+                        };
+                        // `post` may check a second factor; the count of wrong
+                        // attempts clears only when every factor has passed.
                         let response = post(&st, conn, account, &req, now).await?;
+                        if wrong_before != 0 {
+                            ledger::clear_wrong_attempts(conn, account).await?;
+                        }
                         ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now)
                             .await?;
                         Ok(response)
@@ -523,8 +533,15 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
         ));
     }
     let id = new_transfer_id(&state);
+    let device = caller.signed.public_key.clone();
+    let proof = Proof {
+        challenge_id: body.challenge_id,
+        response: body.challenge_response,
+    };
     run_money(&state, caller, req, move |st, conn, account, req, now| {
         Box::pin(async move {
+            second_factor::enforce_policy(st, conn, &device, account, req.amount, &proof, now)
+                .await?;
             let t = NewTransfer {
                 id: &id,
                 kind: TransferKind::Send,
@@ -692,10 +709,10 @@ async fn decide_claim(
             ));
         }
     };
-    let pin = if action == ClaimAction::Approve {
+    let approval = if action == ClaimAction::Approve {
         let body: ApproveClaimRequest = caller.signed.json()?;
         ledger::check_pin_format(&body.pin)?;
-        Some(body.pin)
+        Some(body)
     } else {
         None
     };
@@ -703,9 +720,9 @@ async fn decide_claim(
     let response = state
         .writer
         .run(move |conn| {
-            Box::pin(
-                async move { outcome(decide_claim_job(&st, conn, caller, &id, action, pin).await) },
-            )
+            Box::pin(async move {
+                outcome(decide_claim_job(&st, conn, caller, &id, action, approval).await)
+            })
         })
         .await?;
     Ok(respond(response))
@@ -717,7 +734,7 @@ async fn decide_claim_job(
     caller: Caller,
     id: &str,
     action: ClaimAction,
-    pin: Option<String>,
+    approval: Option<ApproveClaimRequest>,
 ) -> Result<StoredResponse, Failure> {
     caller.signed.record_nonce(conn).await?;
     let me = caller.account_id;
@@ -785,10 +802,22 @@ async fn decide_claim_job(
     }
     match action {
         ClaimAction::Approve => {
-            let policy =
-                ledger::verify_pin(state, conn, me, pin.as_deref().unwrap_or_default(), now)
-                    .await?;
-            ledger::check_policy(&policy, claim.amount)?;
+            let approval = approval.unwrap_or(ApproveClaimRequest {
+                pin: String::new(),
+                challenge_id: None,
+                challenge_response: None,
+            });
+            let wrong_before = ledger::check_pin(state, conn, me, &approval.pin, now).await?;
+            let proof = Proof {
+                challenge_id: approval.challenge_id,
+                response: approval.challenge_response,
+            };
+            let device = &caller.signed.public_key;
+            second_factor::enforce_policy(state, conn, device, me, claim.amount, &proof, now)
+                .await?;
+            if wrong_before != 0 {
+                ledger::clear_wrong_attempts(conn, me).await?;
+            }
             ledger::post_pending(conn, &state.system, &claim, now).await?;
             ledger::notify(
                 conn,

@@ -64,6 +64,50 @@ pub struct Config {
     /// Most requests the ledger writer commits together (group commit).
     #[arg(long, env = "CLINK_MAX_BATCH", default_value_t = 512)]
     pub max_batch: usize,
+
+    /// How long an OCRA challenge (app second factor or phone call) may be
+    /// answered.
+    #[arg(long, env = "CLINK_CHALLENGE_TTL_SECS", default_value_t = 120)]
+    pub challenge_ttl_secs: u64,
+
+    /// Shared credential of the telephone gateway (`Authorization: Bearer …`,
+    /// at least 16 characters). Without it the gateway endpoints are disabled.
+    #[arg(long, env = "CLINK_GATEWAY_TOKEN", value_parser = parse_gateway_token)]
+    pub gateway_token: Option<GatewayToken>,
+}
+
+/// The gateway's bearer token; `Debug` does not show it, so it never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayToken(String);
+
+/// Shortest gateway token accepted: guessing one must be hopeless.
+pub const MIN_GATEWAY_TOKEN_CHARS: usize = 16;
+
+impl GatewayToken {
+    pub fn new(token: &str) -> Result<GatewayToken, String> {
+        if token.chars().count() < MIN_GATEWAY_TOKEN_CHARS
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "the gateway token must be at least {MIN_GATEWAY_TOKEN_CHARS} printable ASCII characters without spaces"
+            ));
+        }
+        Ok(GatewayToken(token.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GatewayToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayToken(..)")
+    }
+}
+
+fn parse_gateway_token(s: &str) -> Result<GatewayToken, String> {
+    GatewayToken::new(s)
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {
@@ -91,6 +135,10 @@ impl Config {
 
     pub fn claim_ttl(&self) -> Duration {
         Duration::from_secs(self.claim_ttl_secs)
+    }
+
+    pub fn challenge_ttl(&self) -> Duration {
+        Duration::from_secs(self.challenge_ttl_secs)
     }
 
     pub fn is_sqlite(&self) -> bool {

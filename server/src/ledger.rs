@@ -169,11 +169,14 @@ pub fn check_idempotency_key(key: &str) -> AppResult<()> {
 // ------------------------------------------------------------- idempotency
 
 /// What identifies "the same request": the path and the body's fields in a
-/// canonical order, without the PIN (a person may retype it on retry).
+/// canonical order, without the PIN and second factor (a person may retype
+/// the PIN on retry, and a retry needs a fresh challenge).
 pub fn fingerprint(path: &str, request: &impl Serialize) -> String {
     let mut value = serde_json::to_value(request).expect("wire types serialise");
     if let Some(map) = value.as_object_mut() {
-        map.remove("pin");
+        for secret in ["pin", "challenge_id", "challenge_response"] {
+            map.remove(secret);
+        }
     }
     let canonical = format!("{path}\n{value}");
     hex::encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
@@ -234,24 +237,36 @@ pub async fn remember(
 
 // --------------------------------------------------------------------- PIN
 
-/// What a payment must satisfy besides the PIN.
-#[derive(Clone, Copy, Debug)]
-pub struct Policy {
-    pub second_factor_above: Option<i64>,
-}
-
-/// Checks the PIN and the lockout, and returns the user's policy. A wrong PIN
-/// is counted (and may lock the account); that bookkeeping must be committed
-/// even though the request fails.
+/// Checks the PIN and the lockout. A wrong PIN is counted (and may lock the
+/// account); that bookkeeping must be committed even though the request fails.
+/// A right PIN clears the count.
 pub async fn verify_pin(
     state: &AppState,
     conn: &mut AnyConnection,
     account: i64,
     pin: &str,
     now: i64,
-) -> Result<Policy, Failure> {
+) -> Result<(), Failure> {
+    if check_pin(state, conn, account, pin, now).await? != 0 {
+        clear_wrong_attempts(conn, account).await?;
+    }
+    Ok(())
+}
+
+/// Like [`verify_pin`], but a right PIN leaves the count alone: for requests
+/// that check a second factor after the PIN, so that a right PIN cannot wipe
+/// out wrong challenge responses (nor the reverse). They call
+/// [`clear_wrong_attempts`] once every factor has passed. Returns the count
+/// of earlier wrong attempts.
+pub async fn check_pin(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    pin: &str,
+    now: i64,
+) -> Result<i64, Failure> {
     let row = sqlx::query(
-        "SELECT pin_salt, pin_hash, failed_pins, locked_until, second_factor_above FROM users WHERE account_id = $1",
+        "SELECT pin_salt, pin_hash, failed_pins, locked_until FROM users WHERE account_id = $1",
     )
     .bind(account)
     .fetch_one(&mut *conn)
@@ -259,77 +274,108 @@ pub async fn verify_pin(
     let (salt, hash): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     let failed: i64 = row.try_get(2)?;
     let locked_until: i64 = row.try_get(3)?;
-    let policy = Policy {
-        second_factor_above: row.try_get(4)?,
-    };
     if locked_until > now {
         return Err(locked(locked_until).into());
     }
     if state.secret.verify(&salt, pin, &hash) {
-        if failed != 0 {
-            sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")
-                .bind(account)
-                .execute(conn)
-                .await?;
-        }
-        return Ok(policy);
+        return Ok(failed);
     }
-    let failed = failed + 1;
-    let max = state.config.pin_max_attempts as i64;
-    let error = if failed >= max {
-        let until = now + state.config.lockout_secs as i64 * 1000;
-        sqlx::query("UPDATE users SET failed_pins = 0, locked_until = $1 WHERE account_id = $2")
-            .bind(until)
-            .bind(account)
-            .execute(conn)
-            .await?;
-        locked(until)
-    } else {
-        sqlx::query("UPDATE users SET failed_pins = $1 WHERE account_id = $2")
-            .bind(failed)
-            .bind(account)
-            .execute(conn)
-            .await?;
-        let remaining = (max - failed) as u32;
-        let mut e = bad(
-            ErrorCode::WrongPin,
-            format!(
-                "wrong PIN; {remaining} more wrong attempt(s) lock payments for {} minutes",
-                state.config.lockout_secs / 60
-            ),
-        );
-        e.0.attempts_remaining = Some(remaining);
-        e
-    };
+    let error = count_wrong_attempt(
+        state,
+        conn,
+        account,
+        failed,
+        now,
+        ErrorCode::WrongPin,
+        "wrong PIN",
+    )
+    .await?;
     Err(Failure {
         error,
         keep_writes: true,
     })
 }
 
+/// Forgets earlier wrong PINs and challenge responses.
+pub async fn clear_wrong_attempts(conn: &mut AnyConnection, account: i64) -> AppResult<()> {
+    sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")
+        .bind(account)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Refuses while payments are locked; otherwise returns how many wrong PINs
+/// or challenge responses are counted so far.
+pub async fn check_not_locked(conn: &mut AnyConnection, account: i64, now: i64) -> AppResult<i64> {
+    let row = sqlx::query("SELECT failed_pins, locked_until FROM users WHERE account_id = $1")
+        .bind(account)
+        .fetch_one(conn)
+        .await?;
+    let (failed, locked_until): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if locked_until > now {
+        return Err(locked(locked_until));
+    }
+    Ok(failed)
+}
+
+/// Counts one more wrong PIN or challenge response (they share one counter,
+/// `failed_pins`) after `failed` earlier ones, and returns the error to send:
+/// `code` with the attempts remaining, or `account_locked` once none remain.
+/// The caller must keep its writes although the request fails.
+pub async fn count_wrong_attempt(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    failed: i64,
+    now: i64,
+    code: ErrorCode,
+    what: &str,
+) -> AppResult<AppError> {
+    let failed = failed + 1;
+    let max = state.config.pin_max_attempts as i64;
+    if failed >= max {
+        let until = now + state.config.lockout_secs as i64 * 1000;
+        sqlx::query("UPDATE users SET failed_pins = 0, locked_until = $1 WHERE account_id = $2")
+            .bind(until)
+            .bind(account)
+            .execute(conn)
+            .await?;
+        return Ok(locked(until));
+    }
+    sqlx::query("UPDATE users SET failed_pins = $1 WHERE account_id = $2")
+        .bind(failed)
+        .bind(account)
+        .execute(conn)
+        .await?;
+    let remaining = (max - failed) as u32;
+    let mut e = bad(
+        code,
+        format!(
+            "{what}; {remaining} more wrong attempt(s) lock payments for {} minutes",
+            state.config.lockout_secs / 60
+        ),
+    );
+    e.0.attempts_remaining = Some(remaining);
+    Ok(e)
+}
+
 fn locked(until: i64) -> AppError {
     let mut e = bad(
         ErrorCode::AccountLocked,
-        "payments are locked after too many wrong PINs; try again later",
+        "payments are locked after too many wrong PINs or challenge responses; try again later",
     );
     e.0.locked_until_ms = Some(until);
     e
 }
 
-/// Refuses payments that the user's policy wants confirmed by a factor this
-/// server cannot check yet.
-pub fn check_policy(policy: &Policy, amount: i64) -> AppResult<()> {
-    if let Some(limit) = policy.second_factor_above {
-        if amount > limit {
-            return Err(bad(
-                ErrorCode::SecondFactorRequired,
-                format!(
-                    "your security policy requires a second factor above {limit}, which this server cannot check yet"
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// The amount above which the user's policy wants a second factor, if any.
+pub async fn second_factor_above(conn: &mut AnyConnection, account: i64) -> AppResult<Option<i64>> {
+    let row = sqlx::query("SELECT second_factor_above FROM users WHERE account_id = $1")
+        .bind(account)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?)
 }
 
 // --------------------------------------------------------------- transfers

@@ -66,5 +66,6 @@ pub async fn sweep(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
         .bind(now)
         .execute(&mut *conn)
         .await?;
+    crate::second_factor::forget_old_challenges(conn, now).await?;
     Ok(due.len())
 }

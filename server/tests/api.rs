@@ -144,6 +144,8 @@ async fn send_moves_money_once_and_notifies_the_payee(backend: Backend) {
             amount: 800,
             memo: "lunch".into(),
             pin: "1234".into(),
+            challenge_id: None,
+            challenge_response: None,
         })
         .await
         .unwrap();
@@ -471,6 +473,8 @@ async fn wrong_pins_count_down_then_lock_payments_until_the_lockout_ends(backend
         amount: 100,
         memo: String::new(),
         pin: pin.into(),
+        challenge_id: None,
+        challenge_response: None,
     };
     // A right PIN resets the count.
     assert_eq!(
@@ -517,6 +521,8 @@ async fn idempotent_retry_replays_and_key_misuse_is_a_conflict(backend: Backend)
         amount: 300,
         memo: "m".into(),
         pin: "1234".into(),
+        challenge_id: None,
+        challenge_response: None,
     };
     let first = alice.client.send(&request).await.unwrap();
     let again = alice.client.send(&request).await.unwrap();
@@ -538,6 +544,8 @@ async fn idempotent_retry_replays_and_key_misuse_is_a_conflict(backend: Backend)
             amount: 10,
             memo: "m".into(),
             pin: "5678".into(),
+            challenge_id: None,
+            challenge_response: None,
         })
         .await
         .unwrap();
@@ -604,6 +612,8 @@ async fn every_bad_input_is_a_clear_4xx(backend: Backend) {
         amount,
         memo: String::new(),
         pin: pin.into(),
+        challenge_id: None,
+        challenge_response: None,
     };
     let cases: Vec<(SendRequest, ErrorCode, u16)> = vec![
         (send(&bob.phone, 0, "1234"), ErrorCode::InvalidAmount, 400),
@@ -744,6 +754,8 @@ async fn tampered_stale_and_replayed_requests_are_refused(backend: Backend) {
         amount: 100,
         memo: String::new(),
         pin: "1234".into(),
+        challenge_id: None,
+        challenge_response: None,
     })
     .unwrap();
     let send = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {

@@ -33,6 +33,16 @@ pub enum ErrorCode {
     ClaimExpired,
     Forbidden,
     IdempotencyKeyReused,
+    // Challenge-response (OCRA) second factor.
+    OcraKeyNotRegistered,
+    ChallengeNotFound,
+    ChallengeUsed,
+    ChallengeExpired,
+    WrongChallengeResponse,
+    // The telephone gateway.
+    InvalidDialString,
+    UnknownCaller,
+    OriginatorNotCaller,
     // The server.
     Unavailable,
     Internal,
@@ -44,13 +54,16 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson | InvalidRequest | InvalidPhoneNumber | InvalidAmount
-            | AmountTooLarge | InvalidPin => 400,
+            | AmountTooLarge | InvalidPin | InvalidDialString => 400,
             Unauthenticated | BadSignature | StaleTimestamp | ReplayedNonce => 401,
             WrongPin => 403,
             Forbidden | SecondFactorRequired => 403,
+            WrongChallengeResponse | OriginatorNotCaller => 403,
             NotFound | RegistrationNotFound | UnknownPayee => 404,
+            ChallengeNotFound | UnknownCaller => 404,
             AlreadyRegistered | IdempotencyKeyReused | ClaimNotPending => 409,
-            CodeExpired | ClaimExpired => 410,
+            OcraKeyNotRegistered | ChallengeUsed => 409,
+            CodeExpired | ClaimExpired | ChallengeExpired => 410,
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,
             Unavailable => 503,
@@ -71,12 +84,17 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// With `wrong_pin`: how many more wrong PINs lock the account.
+    /// With `wrong_pin` or `wrong_challenge_response`: how many more wrong
+    /// PINs or challenge responses lock the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts_remaining: Option<u32>,
     /// With `account_locked`: when payments unlock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until_ms: Option<i64>,
+    /// With `invalid_dial_string`: the 0-based character index in the dialed
+    /// string where it went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 impl ApiError {
@@ -86,6 +104,7 @@ impl ApiError {
             message: message.into(),
             attempts_remaining: None,
             locked_until_ms: None,
+            position: None,
         }
     }
 

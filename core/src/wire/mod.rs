@@ -6,10 +6,12 @@
 //! milliseconds.
 
 mod error;
+mod gateway;
 pub mod signing;
 mod types;
 
 pub use error::{ApiError, ErrorCode};
+pub use gateway::*;
 pub use types::*;
 
 /// Paths of the HTTP API, shared so client and server agree on them.
@@ -26,8 +28,15 @@ pub mod paths {
     pub const CLAIMS: &str = "/v1/claims";
     pub const INBOX: &str = "/v1/inbox";
     pub const POLICY: &str = "/v1/policy";
+    pub const OCRA_KEY: &str = "/v1/ocra-key";
+    pub const CHALLENGES: &str = "/v1/challenges";
+    pub const GATEWAY_CALLS: &str = "/v1/gateway/calls";
 
     pub fn claim_action(claim_id: &str, action: &str) -> String {
         format!("{CLAIMS}/{claim_id}/{action}")
+    }
+
+    pub fn gateway_call_completion(call_id: &str) -> String {
+        format!("{GATEWAY_CALLS}/{call_id}/complete")
     }
 }

@@ -82,6 +82,13 @@ pub struct SendRequest {
     #[serde(default)]
     pub memo: String,
     pub pin: String,
+    /// With `challenge_response`: the second factor, when the security policy
+    /// asks for one (see `POST /v1/challenges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
+    /// The 8-digit OCRA answer to `challenge_id`'s challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_response: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +106,11 @@ pub struct ClaimRequest {
 #[serde(deny_unknown_fields)]
 pub struct ApproveClaimRequest {
     pub pin: String,
+    /// The second factor, as in [`SendRequest`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_response: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -183,6 +183,8 @@ impl User {
                 amount,
                 memo: "test".into(),
                 pin: self.pin.clone(),
+                challenge_id: None,
+                challenge_response: None,
             })
             .await
     }

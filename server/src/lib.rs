@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod otp;
 pub mod secrets;
 pub mod sweeper;
+pub mod sync;
 pub mod writer;
 
 use std::net::SocketAddr;

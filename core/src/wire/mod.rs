@@ -7,9 +7,11 @@
 
 mod error;
 pub mod signing;
+mod sync;
 mod types;
 
 pub use error::{ApiError, ErrorCode};
+pub use sync::*;
 pub use types::*;
 
 /// Paths of the HTTP API, shared so client and server agree on them.
@@ -26,6 +28,7 @@ pub mod paths {
     pub const CLAIMS: &str = "/v1/claims";
     pub const INBOX: &str = "/v1/inbox";
     pub const POLICY: &str = "/v1/policy";
+    pub const SYNC: &str = "/v1/sync";
 
     pub fn claim_action(claim_id: &str, action: &str) -> String {
         format!("{CLAIMS}/{claim_id}/{action}")

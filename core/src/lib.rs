@@ -11,4 +11,6 @@ pub mod dialstring;
 pub mod http_client;
 pub mod phone;
 pub mod secrets;
+pub mod store;
+pub mod wallet;
 pub mod wire;

@@ -30,8 +30,11 @@ pub enum StoreError {
     DraftNotFound { id: i64 },
     #[error("no outbox item {id}")]
     OutboxItemNotFound { id: i64 },
-    #[error(transparent)]
-    IllegalTransition(#[from] IllegalTransition),
+    #[error("outbox item {id}: {transition}")]
+    IllegalTransition {
+        id: i64,
+        transition: IllegalTransition,
+    },
     #[error("the local database holds an unreadable {what}")]
     Corrupt { what: &'static str },
 }
@@ -400,7 +403,7 @@ impl Store {
                 .prepare_cached("UPDATE outbox SET state = ?2, updated_at = ?3 WHERE id = ?1")
                 .map_err(sql("dispatching the outbox"))?;
             for (item, _) in picked.iter_mut() {
-                let next = item.state.apply(OutboxEvent::Dispatch)?;
+                let next = transition(item.id, item.state, OutboxEvent::Dispatch)?;
                 if next != item.state {
                     mark.execute(params![item.id, next.as_str(), now_ms])
                         .map_err(sql("dispatching the outbox"))?;
@@ -417,7 +420,7 @@ impl Store {
     /// the user confirmed again).
     pub fn requeue(&mut self, id: i64, sealed: &[u8], now_ms: i64) -> Result<OutboxItem> {
         let item = self.outbox_item(id)?;
-        let next = item.state.apply(OutboxEvent::Requeue)?;
+        let next = transition(id, item.state, OutboxEvent::Requeue)?;
         self.conn
             .execute(
                 "UPDATE outbox SET state = ?2, sealed = ?3, reason_code = NULL, reason_message = NULL, updated_at = ?4 WHERE id = ?1",
@@ -455,7 +458,7 @@ impl Store {
                 ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
                 ItemAnswer::Retry => continue,
             };
-            let to = from.apply(event)?;
+            let to = transition(*id, from, event)?;
             tx.prepare_cached(
                 "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
             )
@@ -605,6 +608,11 @@ impl Store {
     }
 }
 
+fn transition(id: i64, from: OutboxState, event: OutboxEvent) -> Result<OutboxState> {
+    from.apply(event)
+        .map_err(|transition| StoreError::IllegalTransition { id, transition })
+}
+
 pub const META_INBOX_CURSOR: &str = "inbox_cursor";
 pub const META_BALANCE: &str = "balance";
 
@@ -705,4 +713,141 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxItem>> {
         queued_at_ms: r.get(10)?,
         updated_at_ms: r.get(11)?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Counterpart, Direction, TransferKind, TransferState};
+
+    fn view(id: &str) -> TransferView {
+        TransferView {
+            id: id.into(),
+            kind: TransferKind::Send,
+            state: TransferState::Posted,
+            void_reason: None,
+            direction: Direction::Outgoing,
+            amount: 5,
+            counterpart: Counterpart {
+                display_name: "Bob".into(),
+                phone: Some("+819011112222".to_string().try_into().unwrap()),
+            },
+            memo: String::new(),
+            created_at_ms: 1,
+            decided_at_ms: Some(1),
+            expires_at_ms: None,
+        }
+    }
+
+    fn empty_inbox(cursor: i64) -> Inbox {
+        Inbox {
+            pending_claims: vec![],
+            notifications: vec![],
+            cursor,
+        }
+    }
+
+    /// A store with `n` items queued and dispatched.
+    fn store_with_sent_items(dir: &tempfile::TempDir, n: usize) -> (Store, Vec<i64>) {
+        let mut store = Store::open(&dir.path().join("w.sqlite3")).unwrap();
+        let queued: Vec<(Draft, String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let d = store
+                    .insert_draft(DraftKind::Send, "090", 5, "", 1)
+                    .unwrap();
+                (d, format!("key-{i}"), vec![1, 2, 3])
+            })
+            .collect();
+        let items = store.queue_drafts(&queued, 2).unwrap();
+        assert!(store.drafts().unwrap().is_empty());
+        let sent = store.dispatch(0, 100, 3).unwrap();
+        assert!(
+            sent.iter()
+                .all(|(i, sealed)| i.state == OutboxState::Sending && sealed == &vec![1, 2, 3])
+        );
+        (store, items.iter().map(|i| i.id).collect())
+    }
+
+    #[test]
+    fn an_illegal_answer_rolls_back_the_whole_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, ids) = store_with_sent_items(&dir, 2);
+        let ok = store
+            .record_sync(
+                &[(ids[0], ItemAnswer::Accepted(view("t_a")))],
+                &empty_inbox(7),
+                100,
+                4,
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(ok.changed, vec![(ids[0], OutboxState::Accepted)]);
+        assert_eq!(ok.balance_changed, Some(100));
+        assert_eq!(store.known_payees().unwrap().len(), 1);
+        // Item 1 could be accepted, but item 0 is already final: nothing is written.
+        let reason = Reason {
+            code: ErrorCode::InsufficientFunds,
+            message: "no".into(),
+        };
+        let err = store
+            .record_sync(
+                &[
+                    (ids[1], ItemAnswer::Accepted(view("t_b"))),
+                    (ids[0], ItemAnswer::Rejected(reason)),
+                ],
+                &empty_inbox(9),
+                50,
+                5,
+                &|_| {},
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::IllegalTransition { id, .. } if id == ids[0]),
+            "{err}"
+        );
+        assert_eq!(
+            store.outbox_item(ids[1]).unwrap().state,
+            OutboxState::Sending
+        );
+        assert_eq!(store.meta_i64(META_INBOX_CURSOR).unwrap(), Some(7));
+        assert_eq!(store.meta_i64(META_BALANCE).unwrap(), Some(100));
+        assert_eq!(store.history(None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_items_needing_action_are_requeued_and_retries_stay_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, ids) = store_with_sent_items(&dir, 2);
+        let locked = ApiError::new(ErrorCode::AccountLocked, "locked");
+        let passing = ApiError::new(ErrorCode::Unavailable, "busy");
+        store
+            .record_sync(
+                &[
+                    (ids[0], ItemAnswer::from_error(locked)),
+                    (ids[1], ItemAnswer::from_error(passing)),
+                ],
+                &empty_inbox(0),
+                0,
+                4,
+                &|_| {},
+            )
+            .unwrap();
+        let stuck = store.outbox_item(ids[0]).unwrap();
+        assert_eq!(stuck.state, OutboxState::NeedsAction);
+        assert_eq!(stuck.reason.unwrap().code, ErrorCode::AccountLocked);
+        assert_eq!(
+            store.outbox_item(ids[1]).unwrap().state,
+            OutboxState::Sending
+        );
+        assert!(matches!(
+            store.requeue(ids[1], b"x", 5),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        let again = store.requeue(ids[0], b"new", 5).unwrap();
+        assert_eq!((again.state, again.reason), (OutboxState::Queued, None));
+        assert_eq!(store.sealed_item(ids[0]).unwrap(), b"new");
+        // Both go in the next dispatch; the sending one again, under its key.
+        let next = store.dispatch(0, 10, 6).unwrap();
+        assert_eq!(next.iter().map(|(i, _)| i.id).collect::<Vec<_>>(), ids);
+    }
 }

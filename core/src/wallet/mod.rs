@@ -90,9 +90,9 @@ impl From<StoreError> for WalletError {
         match e {
             StoreError::DraftNotFound { id } => WalletError::DraftNotFound { id },
             StoreError::OutboxItemNotFound { id } => WalletError::OutboxItemNotFound { id },
-            StoreError::IllegalTransition(t) => WalletError::WrongItemState {
-                id: 0,
-                detail: t.to_string(),
+            StoreError::IllegalTransition { id, transition } => WalletError::WrongItemState {
+                id,
+                detail: transition.to_string(),
             },
             other => WalletError::Storage {
                 detail: other.to_string(),

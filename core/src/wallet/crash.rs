@@ -18,7 +18,7 @@ pub const BEFORE_REQUEST: &str = "before_request";
 pub const AFTER_RESPONSE: &str = "after_response";
 /// Half of a batch's answers written, inside the uncommitted transaction.
 pub const MID_RECORD: &str = "mid_record";
-/// One batch recorded, the next not yet sent.
+/// One batch recorded; the next already sent (it may be committed).
 pub const BETWEEN_BATCHES: &str = "between_batches";
 
 fn armed() -> Option<&'static str> {

@@ -539,82 +539,127 @@ impl Wallet {
     /// Sends the outbox in batches, records every answer, and brings in the
     /// inbox and the balance. Safe to call again at any time: items without
     /// a recorded answer are sent again under their idempotency keys.
+    ///
+    /// Up to two batches are in flight: while one batch's answers are
+    /// recorded, the server already works on the next.
     pub async fn sync_now(&self) -> Result<SyncReport, WalletError> {
         let _one_at_a_time = self.inner.sync_running.lock().await;
         let client = self.registered_client()?;
         let mut report = SyncReport::default();
-        let mut after_id = 0;
+        let mut current = self.send_batch(&client, 0)?;
         loop {
-            let (batch, cursor) = {
-                let mut store = self.store();
-                let batch = store.dispatch(after_id, MAX_SYNC_ITEMS, now_ms())?;
-                (
-                    batch,
-                    store.meta_i64(store::META_INBOX_CURSOR)?.unwrap_or(0),
-                )
-            };
-            for (item, _) in &batch {
-                self.emit(WalletEvent::OutboxItemChanged {
-                    item_id: item.id,
-                    state: item.state,
-                });
-            }
-            let full_batch = batch.len() == MAX_SYNC_ITEMS;
-            if let Some((last, _)) = batch.last() {
-                after_id = last.id;
-                crash::point(crash::BEFORE_REQUEST);
-            }
-            let items = batch
-                .iter()
-                .map(|(item, sealed)| self.open_item(item, sealed))
-                .collect::<Result<Vec<_>, _>>()?;
-            let response = self
-                .post_sync(
-                    &client,
-                    &SyncRequest {
-                        inbox_after: cursor,
-                        items,
-                    },
-                )
-                .await?;
-            crash::point(crash::AFTER_RESPONSE);
-            let answers = match_answers(&batch, response.results)?;
-            let halfway = answers.len() / 2;
-            let recorded = self.store().record_sync(
-                &answers,
-                &response.inbox,
-                response.balance,
-                now_ms(),
-                &|i| {
-                    if i + 1 == halfway {
-                        crash::point(crash::MID_RECORD)
+            let next = match current.batch.last() {
+                Some((last, _)) if current.batch.len() == MAX_SYNC_ITEMS => {
+                    match self.send_batch(&client, last.id) {
+                        Ok(next) => Some(next),
+                        Err(e) => {
+                            current.response.abort();
+                            return Err(e);
+                        }
                     }
-                },
-            )?;
-            for (_, answer) in &answers {
-                match answer {
-                    ItemAnswer::Accepted(_) => report.accepted += 1,
-                    ItemAnswer::Rejected(_) => report.rejected += 1,
-                    ItemAnswer::NeedsAction(_) => report.needs_action += 1,
-                    ItemAnswer::Retry => report.still_sending += 1,
+                }
+                _ => None,
+            };
+            let response = match current.response.await {
+                Ok(result) => result,
+                // The task panicked or was cancelled; its items stay `sending`.
+                Err(e) => Err(WalletError::Offline {
+                    detail: format!("the sync was interrupted: {e}"),
+                }),
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(e) => {
+                    if let Some(next) = next {
+                        next.response.abort();
+                    }
+                    return Err(e);
+                }
+            };
+            crash::point(crash::AFTER_RESPONSE);
+            self.record_batch(&current.batch, response, &mut report)?;
+            match next {
+                None => return Ok(report),
+                Some(next) => {
+                    crash::point(crash::BETWEEN_BATCHES);
+                    current = next;
                 }
             }
-            report.new_requests += recorded.new_requests.len() as u32;
-            report.balance = response.balance;
-            for (item_id, state) in recorded.changed {
-                self.emit(WalletEvent::OutboxItemChanged { item_id, state });
-            }
-            for request in recorded.new_requests {
-                self.emit(WalletEvent::RequestReceived { request });
-            }
-            if let Some(balance) = recorded.balance_changed {
-                self.emit(WalletEvent::BalanceChanged { balance });
-            }
-            if !full_batch {
-                return Ok(report);
-            }
-            crash::point(crash::BETWEEN_BATCHES);
         }
+    }
+
+    /// Takes the next batch after `after_id`, marks it `sending` on disk, and
+    /// sends it in the background.
+    fn send_batch(&self, client: &ApiClient, after_id: i64) -> Result<InFlight, WalletError> {
+        let (batch, cursor) = {
+            let mut store = self.store();
+            let batch = store.dispatch(after_id, MAX_SYNC_ITEMS, now_ms())?;
+            (
+                batch,
+                store.meta_i64(store::META_INBOX_CURSOR)?.unwrap_or(0),
+            )
+        };
+        for (item, _) in &batch {
+            self.emit(WalletEvent::OutboxItemChanged {
+                item_id: item.id,
+                state: item.state,
+            });
+        }
+        if !batch.is_empty() {
+            crash::point(crash::BEFORE_REQUEST);
+        }
+        let request = SyncRequest {
+            inbox_after: cursor,
+            items: batch
+                .iter()
+                .map(|(item, sealed)| self.open_item(item, sealed))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let (wallet, client) = (self.clone(), client.clone());
+        let response = tokio::spawn(async move { wallet.post_sync(&client, &request).await });
+        Ok(InFlight { batch, response })
+    }
+
+    /// Records one batch's answers and tells the listener.
+    fn record_batch(
+        &self,
+        batch: &[(OutboxItem, Vec<u8>)],
+        response: SyncResponse,
+        report: &mut SyncReport,
+    ) -> Result<(), WalletError> {
+        let answers = match_answers(batch, response.results)?;
+        let halfway = answers.len() / 2;
+        let recorded = self.store().record_sync(
+            &answers,
+            &response.inbox,
+            response.balance,
+            now_ms(),
+            &|i| {
+                if i + 1 == halfway {
+                    crash::point(crash::MID_RECORD)
+                }
+            },
+        )?;
+        for (_, answer) in &answers {
+            match answer {
+                ItemAnswer::Accepted(_) => report.accepted += 1,
+                ItemAnswer::Rejected(_) => report.rejected += 1,
+                ItemAnswer::NeedsAction(_) => report.needs_action += 1,
+                ItemAnswer::Retry => report.still_sending += 1,
+            }
+        }
+        report.new_requests += recorded.new_requests.len() as u32;
+        report.balance = response.balance;
+        for (item_id, state) in recorded.changed {
+            self.emit(WalletEvent::OutboxItemChanged { item_id, state });
+        }
+        for request in recorded.new_requests {
+            self.emit(WalletEvent::RequestReceived { request });
+        }
+        if let Some(balance) = recorded.balance_changed {
+            self.emit(WalletEvent::BalanceChanged { balance });
+        }
+        Ok(())
     }
 
     /// One sync request, retried with exponential backoff and jitter while
@@ -751,6 +796,12 @@ impl Wallet {
     fn server_now_ms(&self) -> Result<i64, WalletError> {
         Ok(now_ms() + self.clock_offset_ms()?.unwrap_or(0))
     }
+}
+
+/// A batch marked `sending`, and its request running in the background.
+struct InFlight {
+    batch: Vec<(OutboxItem, Vec<u8>)>,
+    response: tokio::task::JoinHandle<Result<SyncResponse, WalletError>>,
 }
 
 /// Pairs each sent item with its result; the server answers in order.

@@ -26,6 +26,12 @@ use crate::error::{AppError, AppResult};
 use crate::ledger::{self, StoredResponse, outcome};
 use crate::{AppState, now_ms};
 
+// A replayed item must always meet its stored result.
+const _: () = assert!(
+    MAX_ITEM_AGE_MS < crate::config::IDEMPOTENCY_RETENTION.as_millis() as i64,
+    "items must expire before their idempotency records"
+);
+
 type Reply = Result<StoredResponse, AppError>;
 type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 

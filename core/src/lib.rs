@@ -13,4 +13,6 @@ pub mod dtmf;
 pub mod http_client;
 pub mod phone;
 pub mod secrets;
+pub mod store;
+pub mod wallet;
 pub mod wire;

@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::INBOX, get(inbox))
         .merge(crate::second_factor::routes())
         .merge(crate::gateway::routes())
+        .route(paths::SYNC, post(crate::sync::sync))
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             AppError::new(
@@ -76,7 +77,7 @@ pub(crate) async fn user_by_phone(state: &AppState, phone: &PhoneNumber) -> AppR
 }
 
 /// The account of a registered number, and how its owner appears to others.
-async fn counterpart_by_phone(
+pub(crate) async fn counterpart_by_phone(
     state: &AppState,
     phone: &PhoneNumber,
 ) -> AppResult<Option<(i64, Counterpart)>> {
@@ -97,7 +98,7 @@ pub(crate) fn new_transfer_id(state: &AppState) -> String {
 }
 
 /// Records the request's nonce in a job of its own (for reads).
-async fn consume_nonce(state: &Arc<AppState>, signed: Signed) -> AppResult<()> {
+pub(crate) async fn consume_nonce(state: &Arc<AppState>, signed: Signed) -> AppResult<()> {
     state
         .writer
         .run(move |conn| {
@@ -412,7 +413,7 @@ async fn update_policy(State(state): St, caller: Caller) -> AppResult<Response> 
 // ----------------------------------------------------------------- money
 
 /// A request that moves money, validated and ready for the writer.
-struct MoneyRequest {
+pub(crate) struct MoneyRequest {
     key: String,
     fingerprint: String,
     amount: i64,
@@ -421,6 +422,10 @@ struct MoneyRequest {
 }
 
 impl MoneyRequest {
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     fn new(
         state: &AppState,
         path: &str,
@@ -472,26 +477,7 @@ where
                 outcome(
                     async {
                         caller.signed.record_nonce(conn).await?;
-                        let account = caller.account_id;
-                        if let Some(stored) =
-                            ledger::replay(conn, account, &req.key, &req.fingerprint).await?
-                        {
-                            return Ok(stored);
-                        }
-                        let now = now_ms();
-                        let wrong_before = match &req.pin {
-                            Some(pin) => ledger::check_pin(&st, conn, account, pin, now).await?,
-                            None => 0,
-                        };
-                        // `post` may check a second factor; the count of wrong
-                        // attempts clears only when every factor has passed.
-                        let response = post(&st, conn, account, &req, now).await?;
-                        if wrong_before != 0 {
-                            ledger::clear_wrong_attempts(conn, account).await?;
-                        }
-                        ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now)
-                            .await?;
-                        Ok(response)
+                        money_job(&st, conn, caller.account_id, &req, post).await
                     }
                     .await,
                 )
@@ -501,44 +487,118 @@ where
     Ok(respond(response))
 }
 
-mod ledger_future {
-    use super::*;
-    pub type Fut<'c> = crate::writer::BoxFuture<'c, Result<StoredResponse, Failure>>;
+/// The money rules of one operation inside a writer job, after its nonce:
+/// idempotent replay, PIN and policy, `post`, then remembering the answer.
+/// Shared by the single-request handlers and `POST /v1/sync`.
+pub(crate) async fn money_job<F>(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    post: F,
+) -> Result<StoredResponse, Failure>
+where
+    F: for<'c> FnOnce(
+        &'c AppState,
+        &'c mut AnyConnection,
+        i64,
+        &'c MoneyRequest,
+        i64,
+    ) -> ledger_future::Fut<'c>,
+{
+    if let Some(stored) = ledger::replay(conn, account, &req.key, &req.fingerprint).await? {
+        return Ok(stored);
+    }
+    let now = now_ms();
+    let wrong_before = match &req.pin {
+        Some(pin) => ledger::check_pin(st, conn, account, pin, now).await?,
+        None => 0,
+    };
+    // `post` may check a second factor; the count of wrong attempts clears
+    // only when every factor has passed.
+    let response = post(st, conn, account, req, now).await?;
+    if wrong_before != 0 {
+        ledger::clear_wrong_attempts(conn, account).await?;
+    }
+    ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now).await?;
+    Ok(response)
 }
 
-async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
-    let body: SendRequest = caller.signed.json()?;
+pub(crate) mod ledger_future {
+    use super::*;
+    pub type Fut<'c> = crate::writer::BoxFuture<'c, Result<StoredResponse, Failure>>;
+    /// What a money operation writes once its PIN and policy passed.
+    pub type Post = Box<
+        dyn for<'c> FnOnce(
+                &'c AppState,
+                &'c mut AnyConnection,
+                i64,
+                &'c MoneyRequest,
+                i64,
+            ) -> Fut<'c>
+            + Send,
+    >;
+}
+
+/// A send or claim, validated and with its counterpart resolved.
+pub(crate) struct PreparedMoney {
+    pub req: MoneyRequest,
+    pub post: ledger_future::Post,
+}
+
+/// Counterparts already looked up, by the number as the client wrote it.
+pub(crate) type Counterparts = std::collections::HashMap<String, Option<(i64, Counterpart)>>;
+
+async fn lookup_counterpart(
+    state: &AppState,
+    known: &mut Counterparts,
+    input: &str,
+) -> AppResult<(PhoneNumber, Option<(i64, Counterpart)>)> {
+    let phone = parse_phone(state, input)?;
+    if let Some(found) = known.get(input) {
+        return Ok((phone, found.clone()));
+    }
+    let found = counterpart_by_phone(state, &phone).await?;
+    known.insert(input.to_string(), found.clone());
+    Ok((phone, found))
+}
+
+pub(crate) async fn prepare_send(
+    state: &AppState,
+    account: i64,
+    device: &str,
+    body: &SendRequest,
+    known: &mut Counterparts,
+) -> AppResult<PreparedMoney> {
     let req = MoneyRequest::new(
-        &state,
+        state,
         paths::SEND,
-        &body,
+        body,
         &body.idempotency_key,
         body.amount,
         &body.memo,
         Some(&body.pin),
     )?;
-    let payee_phone = parse_phone(&state, &body.payee)?;
-    let (payee, payee_view) = counterpart_by_phone(&state, &payee_phone)
-        .await?
-        .ok_or_else(|| {
-            AppError::new(
-                ErrorCode::UnknownPayee,
-                format!("{payee_phone} has no Clink account"),
-            )
-        })?;
-    if payee == caller.account_id {
+    let (payee_phone, found) = lookup_counterpart(state, known, &body.payee).await?;
+    let (payee, payee_view) = found.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::UnknownPayee,
+            format!("{payee_phone} has no Clink account"),
+        )
+    })?;
+    if payee == account {
         return Err(AppError::new(
             ErrorCode::SelfTransfer,
             "you cannot pay yourself",
         ));
     }
-    let id = new_transfer_id(&state);
-    let device = caller.signed.public_key.clone();
+    let id = new_transfer_id(state);
+    let device = device.to_string();
     let proof = Proof {
-        challenge_id: body.challenge_id,
-        response: body.challenge_response,
+        challenge_id: body.challenge_id.clone(),
+        response: body.challenge_response.clone(),
     };
-    run_money(&state, caller, req, move |st, conn, account, req, now| {
+    let post: ledger_future::Post = Box::new(move |st, conn, account, req, now| {
         Box::pin(async move {
             second_factor::enforce_policy(st, conn, &device, account, req.amount, &proof, now)
                 .await?;
@@ -558,8 +618,73 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
                 &ledger::posted_view(&t, account, payee_view, now),
             ))
         })
-    })
-    .await
+    });
+    Ok(PreparedMoney { req, post })
+}
+
+pub(crate) async fn prepare_claim(
+    state: &AppState,
+    account: i64,
+    body: &ClaimRequest,
+    known: &mut Counterparts,
+) -> AppResult<PreparedMoney> {
+    let req = MoneyRequest::new(
+        state,
+        paths::CLAIMS,
+        body,
+        &body.idempotency_key,
+        body.amount,
+        &body.memo,
+        None,
+    )?;
+    let (payer_phone, found) = lookup_counterpart(state, known, &body.payer).await?;
+    let (payer, _) = found.ok_or_else(|| {
+        AppError::new(
+            ErrorCode::UnknownPayee,
+            format!("{payer_phone} has no Clink account"),
+        )
+    })?;
+    if payer == account {
+        return Err(AppError::new(
+            ErrorCode::SelfTransfer,
+            "you cannot ask yourself for money",
+        ));
+    }
+    let id = new_transfer_id(state);
+    let ttl_ms = state.config.claim_ttl().as_millis() as i64;
+    let post: ledger_future::Post = Box::new(move |_st, conn, account, req, now| {
+        Box::pin(async move {
+            let t = NewTransfer {
+                id: &id,
+                kind: TransferKind::Claim,
+                debit: payer,
+                credit: account,
+                amount: req.amount,
+                memo: &req.memo,
+                expires_at: Some(now + ttl_ms),
+            };
+            let seq = ledger::insert_pending(conn, &t, now).await?;
+            ledger::notify(conn, payer, NotificationKind::ClaimReceived, seq, now).await?;
+            Ok(StoredResponse::json(
+                201,
+                &ledger::view(&mut *conn, seq, account).await?,
+            ))
+        })
+    });
+    Ok(PreparedMoney { req, post })
+}
+
+async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
+    let body: SendRequest = caller.signed.json()?;
+    let prepared = prepare_send(
+        &state,
+        caller.account_id,
+        &caller.signed.public_key,
+        &body,
+        &mut Counterparts::new(),
+    )
+    .await?;
+    run_money(&state, caller, prepared.req, prepared.post).await
 }
 
 async fn deposit(State(state): St, caller: Caller) -> AppResult<Response> {
@@ -640,50 +765,9 @@ async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
 
 async fn create_claim(State(state): St, caller: Caller) -> AppResult<Response> {
     let body: ClaimRequest = caller.signed.json()?;
-    let req = MoneyRequest::new(
-        &state,
-        paths::CLAIMS,
-        &body,
-        &body.idempotency_key,
-        body.amount,
-        &body.memo,
-        None,
-    )?;
-    let payer_phone = parse_phone(&state, &body.payer)?;
-    let payer = user_by_phone(&state, &payer_phone).await?.ok_or_else(|| {
-        AppError::new(
-            ErrorCode::UnknownPayee,
-            format!("{payer_phone} has no Clink account"),
-        )
-    })?;
-    if payer == caller.account_id {
-        return Err(AppError::new(
-            ErrorCode::SelfTransfer,
-            "you cannot ask yourself for money",
-        ));
-    }
-    let id = new_transfer_id(&state);
-    let ttl_ms = state.config.claim_ttl().as_millis() as i64;
-    run_money(&state, caller, req, move |_st, conn, account, req, now| {
-        Box::pin(async move {
-            let t = NewTransfer {
-                id: &id,
-                kind: TransferKind::Claim,
-                debit: payer,
-                credit: account,
-                amount: req.amount,
-                memo: &req.memo,
-                expires_at: Some(now + ttl_ms),
-            };
-            let seq = ledger::insert_pending(conn, &t, now).await?;
-            ledger::notify(conn, payer, NotificationKind::ClaimReceived, seq, now).await?;
-            Ok(StoredResponse::json(
-                201,
-                &ledger::view(&mut *conn, seq, account).await?,
-            ))
-        })
-    })
-    .await
+    let prepared =
+        prepare_claim(&state, caller.account_id, &body, &mut Counterparts::new()).await?;
+    run_money(&state, caller, prepared.req, prepared.post).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -940,7 +1024,13 @@ async fn inbox(
 ) -> AppResult<Json<Inbox>> {
     let Query(q) = query.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     consume_nonce(&state, caller.signed).await?;
-    let me = caller.account_id;
+    Ok(Json(
+        read_inbox(&state, caller.account_id, q.after.unwrap_or(0)).await?,
+    ))
+}
+
+/// Claims waiting for `me` and notifications after the cursor `after`.
+pub(crate) async fn read_inbox(state: &AppState, me: i64, after: i64) -> AppResult<Inbox> {
     let now = now_ms();
     let pool = &state.db.pool;
     let claims = sqlx::query(&format!(
@@ -955,7 +1045,6 @@ async fn inbox(
         .iter()
         .map(|r| ledger::view_from_row(r, me))
         .collect::<AppResult<Vec<_>>>()?;
-    let after = q.after.unwrap_or(0);
     let rows = sqlx::query(
         "SELECT id, kind, transfer_seq, created_at FROM notifications WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
     )
@@ -974,9 +1063,9 @@ async fn inbox(
         });
     }
     let cursor = notifications.last().map_or(after, |n| n.id);
-    Ok(Json(Inbox {
+    Ok(Inbox {
         pending_claims,
         notifications,
         cursor,
-    }))
+    })
 }

@@ -19,6 +19,9 @@ use crate::{AppState, now_ms};
 /// Largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest `POST /v1/sync` body: up to 500 signed items of a few hundred bytes.
+pub const MAX_SYNC_BODY_BYTES: usize = 1024 * 1024;
+
 /// A request whose signature and timestamp are good; its key may not yet
 /// belong to a user (registration's second step).
 pub struct Signed {
@@ -77,12 +80,17 @@ impl FromRequest<Arc<AppState>> for Signed {
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
         let key_bytes = signing::decode_public_key(&public_key).map_err(signing_error)?;
-        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        let limit = if req.uri().path() == clink_core::wire::paths::SYNC {
+            MAX_SYNC_BODY_BYTES
+        } else {
+            MAX_BODY_BYTES
+        };
+        let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
                 AppError::new(
                     ErrorCode::InvalidRequest,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                    format!("the body is larger than {limit} bytes"),
                 )
             })?;
         signing::verify(

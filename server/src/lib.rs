@@ -15,6 +15,7 @@ pub mod otp;
 pub mod second_factor;
 pub mod secrets;
 pub mod sweeper;
+pub mod sync;
 pub mod writer;
 
 use std::net::SocketAddr;

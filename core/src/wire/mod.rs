@@ -8,10 +8,12 @@
 mod error;
 mod gateway;
 pub mod signing;
+mod sync;
 mod types;
 
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
+pub use sync::*;
 pub use types::*;
 
 /// Paths of the HTTP API, shared so client and server agree on them.
@@ -31,6 +33,7 @@ pub mod paths {
     pub const OCRA_KEY: &str = "/v1/ocra-key";
     pub const CHALLENGES: &str = "/v1/challenges";
     pub const GATEWAY_CALLS: &str = "/v1/gateway/calls";
+    pub const SYNC: &str = "/v1/sync";
 
     pub fn claim_action(claim_id: &str, action: &str) -> String {
         format!("{CLAIMS}/{claim_id}/{action}")

@@ -1,0 +1,510 @@
+//! `clink`: a reference wallet on the command line. It uses only the
+//! `Wallet` API of clink-core, as the apps do.
+//!
+//! Secrets (device key, outbox key) are kept by `FileSecretStore` in
+//! `<home>/secrets` (mode 0600): unlike the kernel keyring of the
+//! `os-keyring` feature they survive a reboot together with the wallet's
+//! database, and they work in containers and CI, where keyutils often does
+//! not. Secrets are never printed.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clap::{Parser, Subcommand};
+use clink_core::secrets::SecretStore;
+use clink_core::wallet::{
+    Draft, DraftKind, FileSecretStore, OutboxItem, OutboxState, Wallet, WalletError, WalletEvent,
+    WalletListener,
+};
+use clink_core::wire::{Direction, TransferView};
+
+#[derive(Parser)]
+#[command(name = "clink", version, about = "A Clink wallet on the command line")]
+struct Cli {
+    /// Where the wallet keeps its data and secrets.
+    #[arg(long, env = "CLINK_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// The server; remembered by `clink init`.
+    #[arg(long, env = "CLINK_SERVER", global = true)]
+    server: Option<String>,
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the wallet and remember the server.
+    Init,
+    /// Start registration: a code goes to the phone.
+    Register { phone: String },
+    /// Finish registration with the code.
+    Verify {
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Add money (development servers).
+    TopUp { amount: i64 },
+    /// Draft a send or a request (works offline).
+    #[command(subcommand)]
+    Draft(DraftCommand),
+    /// List drafts.
+    Drafts,
+    /// Confirm drafts with the PIN and queue them (works offline).
+    Queue {
+        /// Draft ids; none means all drafts.
+        ids: Vec<i64>,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Show the outbox.
+    Outbox,
+    /// Send the outbox and fetch news.
+    Sync,
+    /// Requests for money waiting for you.
+    Requests,
+    /// Pay a request.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Refuse a request.
+    Decline { id: String },
+    /// Balance as of the last sync.
+    Balance,
+    /// Past transfers, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DraftCommand {
+    Send {
+        phone: String,
+        amount: i64,
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    Request {
+        phone: String,
+        amount: i64,
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    Edit {
+        id: i64,
+        phone: String,
+        amount: i64,
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    Delete {
+        id: i64,
+    },
+}
+
+#[derive(clap::Args)]
+struct PinArg {
+    /// The PIN; otherwise CLINK_PIN, otherwise read from standard input.
+    #[arg(long, env = "CLINK_PIN", hide_env_values = true)]
+    pin: Option<String>,
+}
+
+impl PinArg {
+    fn get(&self) -> Result<String, String> {
+        if let Some(pin) = &self.pin {
+            return Ok(pin.clone());
+        }
+        eprint!("PIN: ");
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the PIN: {e}"))?;
+        Ok(line.trim().to_string())
+    }
+}
+
+const SERVER_FILE: &str = "server-url";
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    if let Err(message) = runtime.block_on(run(cli)) {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn home_dir(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(h) = &cli.home {
+        return Ok(h.clone());
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".clink"))
+        .ok_or_else(|| "no --home given and $HOME is not set".to_string())
+}
+
+fn open(cli: &Cli, home: &std::path::Path) -> Result<Wallet, String> {
+    let server = match &cli.server {
+        Some(s) => s.clone(),
+        None => std::fs::read_to_string(home.join(SERVER_FILE))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| DEFAULT_SERVER.to_string()),
+    };
+    let secrets: Arc<dyn SecretStore> = Arc::new(
+        FileSecretStore::new(&home.join("secrets").to_string_lossy()).map_err(|e| e.to_string())?,
+    );
+    Wallet::open(&home.join("data").to_string_lossy(), &server, secrets).map_err(explain)
+}
+
+fn explain(e: WalletError) -> String {
+    match &e {
+        WalletError::Refused {
+            attempts_remaining: Some(n),
+            ..
+        } => format!("{e} ({n} attempt(s) left)"),
+        _ => e.to_string(),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let home = home_dir(&cli)?;
+    if let Command::Init = cli.command {
+        std::fs::create_dir_all(&home)
+            .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+        let server = cli
+            .server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        std::fs::write(home.join(SERVER_FILE), &server).map_err(|e| e.to_string())?;
+        open(&cli, &home)?;
+        if cli.json {
+            print_json(&serde_json::json!({"home": home, "server": server}));
+        } else {
+            println!("wallet ready in {} (server {server})", home.display());
+        }
+        return Ok(());
+    }
+    let wallet = open(&cli, &home)?;
+    let json = cli.json;
+    match &cli.command {
+        Command::Init => unreachable!("handled above"),
+        Command::Register { phone } => {
+            let started = wallet.register(phone).await.map_err(explain)?;
+            if json {
+                print_json(&started);
+            } else {
+                println!(
+                    "a code was sent to {}; run `clink verify <code> --name <name>`",
+                    started.phone
+                );
+            }
+        }
+        Command::Verify { code, name, pin } => {
+            let account = wallet
+                .verify(code, name, &pin.get()?)
+                .await
+                .map_err(explain)?;
+            if json {
+                print_json(&account);
+            } else {
+                println!("registered {} as {}", account.phone, account.display_name);
+            }
+        }
+        Command::TopUp { amount } => {
+            let t = wallet.top_up(*amount).await.map_err(explain)?;
+            if json {
+                print_json(&t);
+            } else {
+                println!(
+                    "topped up {}; balance {}",
+                    t.amount,
+                    wallet.balance().map_err(explain)?
+                );
+            }
+        }
+        Command::Draft(d) => {
+            let draft = match d {
+                DraftCommand::Send {
+                    phone,
+                    amount,
+                    memo,
+                } => wallet.draft_send(phone, *amount, memo),
+                DraftCommand::Request {
+                    phone,
+                    amount,
+                    memo,
+                } => wallet.draft_request(phone, *amount, memo),
+                DraftCommand::Edit {
+                    id,
+                    phone,
+                    amount,
+                    memo,
+                } => wallet.edit_draft(*id, phone, *amount, memo),
+                DraftCommand::Delete { id } => {
+                    wallet.delete_draft(*id).map_err(explain)?;
+                    if json {
+                        print_json(&serde_json::json!({"deleted": id}));
+                    } else {
+                        println!("draft {id} deleted");
+                    }
+                    return Ok(());
+                }
+            }
+            .map_err(explain)?;
+            if json {
+                print_json(&draft);
+            } else {
+                println!("draft {}", describe_draft(&draft));
+            }
+        }
+        Command::Drafts => {
+            let drafts = wallet.drafts().map_err(explain)?;
+            if json {
+                print_json(&drafts);
+            } else if drafts.is_empty() {
+                println!("no drafts");
+            } else {
+                for d in &drafts {
+                    println!("{}", describe_draft(d));
+                }
+            }
+        }
+        Command::Queue { ids, pin } => {
+            let ids = if ids.is_empty() {
+                wallet
+                    .drafts()
+                    .map_err(explain)?
+                    .iter()
+                    .map(|d| d.id)
+                    .collect()
+            } else {
+                ids.clone()
+            };
+            if ids.is_empty() {
+                return Err("there are no drafts to queue".into());
+            }
+            let items = wallet.queue_drafts(ids, &pin.get()?).map_err(explain)?;
+            if json {
+                print_json(&items);
+            } else {
+                println!(
+                    "{} item(s) queued; run `clink sync` when online",
+                    items.len()
+                );
+            }
+        }
+        Command::Outbox => {
+            let items = wallet.outbox().map_err(explain)?;
+            if json {
+                print_json(&items);
+            } else if items.is_empty() {
+                println!("the outbox is empty");
+            } else {
+                for i in &items {
+                    println!("{}", describe_item(i));
+                }
+            }
+        }
+        Command::Sync => sync(&wallet, json).await?,
+        Command::Requests => {
+            let requests = wallet.incoming_requests().map_err(explain)?;
+            if json {
+                print_json(&requests);
+            } else if requests.is_empty() {
+                println!("no requests waiting");
+            } else {
+                for r in &requests {
+                    println!(
+                        "{}  {} asks {}  {}",
+                        r.id, r.counterpart.display_name, r.amount, r.memo
+                    );
+                }
+            }
+        }
+        Command::Approve { id, pin } => {
+            let t = wallet
+                .approve_request(id, &pin.get()?)
+                .await
+                .map_err(explain)?;
+            if json {
+                print_json(&t);
+            } else {
+                println!(
+                    "paid {} to {}; balance {}",
+                    t.amount,
+                    t.counterpart.display_name,
+                    wallet.balance().map_err(explain)?
+                );
+            }
+        }
+        Command::Decline { id } => {
+            let t = wallet.decline_request(id).await.map_err(explain)?;
+            if json {
+                print_json(&t);
+            } else {
+                println!("declined {} from {}", t.amount, t.counterpart.display_name);
+            }
+        }
+        Command::Balance => {
+            let account = wallet
+                .account()
+                .map_err(explain)?
+                .ok_or_else(|| explain(WalletError::NotRegistered))?;
+            if json {
+                print_json(&account);
+            } else {
+                println!(
+                    "{} {} (as of the last sync)",
+                    account.balance, account.currency_code
+                );
+            }
+        }
+        Command::History { limit } => {
+            let items = wallet.history(*limit, None).map_err(explain)?;
+            if json {
+                print_json(&items);
+            } else if items.is_empty() {
+                println!("no history yet");
+            } else {
+                for t in &items {
+                    println!("{}", describe_transfer(t));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts answered items for the progress bar.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    done: AtomicU64,
+}
+
+impl WalletListener for Progress {
+    fn on_event(&self, event: WalletEvent) {
+        if let WalletEvent::OutboxItemChanged { state, .. } = event
+            && (state.is_final() || state == OutboxState::NeedsAction)
+        {
+            self.bar
+                .set_position(self.done.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+    }
+}
+
+async fn sync(wallet: &Wallet, json: bool) -> Result<(), String> {
+    let pending = wallet
+        .outbox()
+        .map_err(explain)?
+        .iter()
+        .filter(|i| matches!(i.state, OutboxState::Queued | OutboxState::Sending))
+        .count() as u64;
+    let bar = if json || pending == 0 {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(pending);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("syncing {bar:30} {pos}/{len} items")
+                .expect("a valid template"),
+        );
+        bar
+    };
+    wallet.set_listener(Some(Arc::new(Progress {
+        bar: bar.clone(),
+        done: AtomicU64::new(0),
+    })));
+    let result = wallet.sync_now().await;
+    wallet.set_listener(None);
+    bar.finish_and_clear();
+    let report = result.map_err(explain)?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "synced: {} accepted, {} rejected, {} need action, {} still sending; {} new request(s); balance {}",
+            report.accepted,
+            report.rejected,
+            report.needs_action,
+            report.still_sending,
+            report.new_requests,
+            report.balance
+        );
+        for item in wallet.outbox().map_err(explain)? {
+            if matches!(item.state, OutboxState::Rejected | OutboxState::NeedsAction) {
+                println!("  {}", describe_item(&item));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_draft(d: &Draft) -> String {
+    let what = match d.kind {
+        DraftKind::Send => "send",
+        DraftKind::Request => "request",
+    };
+    let memo = if d.memo.is_empty() {
+        String::new()
+    } else {
+        format!("  \"{}\"", d.memo)
+    };
+    format!(
+        "#{}  {what} {} {} {}{memo}",
+        d.id,
+        d.amount,
+        if d.kind == DraftKind::Send {
+            "to"
+        } else {
+            "from"
+        },
+        d.counterparty
+    )
+}
+
+fn describe_item(i: &OutboxItem) -> String {
+    let what = match i.kind {
+        DraftKind::Send => format!("send {} to {}", i.amount, i.counterparty),
+        DraftKind::Request => format!("request {} from {}", i.amount, i.counterparty),
+    };
+    let why = i
+        .reason
+        .as_ref()
+        .map(|r| format!(": {}", r.message))
+        .unwrap_or_default();
+    format!("#{}  {what}  {}{why}", i.id, i.state.as_str())
+}
+
+fn describe_transfer(t: &TransferView) -> String {
+    let sign = if t.direction == Direction::Incoming {
+        "+"
+    } else {
+        "-"
+    };
+    format!(
+        "{}  {sign}{}  {} {:?} {:?}  {}",
+        t.id, t.amount, t.counterpart.display_name, t.kind, t.state, t.memo
+    )
+}

@@ -1,0 +1,163 @@
+//! A real Clink server on a loopback port (SQLite in a temporary
+//! directory), and wallets registered against it through the Wallet API.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use clink_core::secrets::SecretStore;
+use clink_core::wallet::{FileSecretStore, Wallet};
+use clink_server::{CapturingOtpSender, Config, RunningServer};
+use sqlx::Row;
+
+pub const PIN: &str = "2468";
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub otp: Arc<CapturingOtpSender>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, valid Japanese mobile number in local form.
+pub fn fresh_phone() -> String {
+    let n = (std::process::id() as u64 % 10_000) * 1_000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "090-{}{:03}-{:04}",
+        1 + n % 9,
+        (n / 10_000) % 1000,
+        n % 10_000
+    )
+}
+
+/// A loopback address nobody listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_at(free_addr(), tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts (or restarts) a server on `addr` over the database in `dir`.
+    pub async fn start_at(addr: SocketAddr, dir: tempfile::TempDir) -> TestServer {
+        let mut config =
+            Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
+        config.listen = addr;
+        config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        let otp = Arc::new(CapturingOtpSender::default());
+        let server = clink_server::start(config, otp.clone())
+            .await
+            .expect("server starts");
+        TestServer {
+            addr: server.addr,
+            server: Some(server),
+            otp,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving; returns the database directory for a restart.
+    pub async fn stop(mut self) -> (SocketAddr, tempfile::TempDir) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        (self.addr, self.dir)
+    }
+
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        &self.server.as_ref().unwrap().state.db.pool
+    }
+
+    /// Sends posted on the server's ledger from `payer_e164`, and their sum.
+    pub async fn posted_sends_from(&self, payer_e164: &str) -> (i64, i64) {
+        let row = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM transfers t JOIN users u ON u.account_id = t.debit_account
+             WHERE u.phone = $1 AND t.kind = 'send' AND t.state = 'posted'",
+        )
+        .bind(payer_e164)
+        .fetch_one(self.pool())
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    pub async fn claims_from(&self, requester_e164: &str) -> i64 {
+        sqlx::query(
+            "SELECT COUNT(*) FROM transfers t JOIN users u ON u.account_id = t.credit_account WHERE u.phone = $1 AND t.kind = 'claim'",
+        )
+        .bind(requester_e164)
+        .fetch_one(self.pool())
+        .await
+        .unwrap()
+        .get(0)
+    }
+
+    pub async fn balance_of(&self, e164: &str) -> i64 {
+        sqlx::query("SELECT a.balance FROM accounts a JOIN users u ON u.account_id = a.id WHERE u.phone = $1")
+            .bind(e164)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn sum_of_balances(&self) -> i64 {
+        sqlx::query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts")
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Where a test wallet keeps its data and its secrets.
+pub struct WalletHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl WalletHome {
+    pub fn new() -> WalletHome {
+        WalletHome {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn open(&self, url: &str) -> Wallet {
+        open_wallet(self.dir.path(), url)
+    }
+}
+
+/// Opens the wallet kept under `home` (data and file-backed secrets).
+pub fn open_wallet(home: &Path, url: &str) -> Wallet {
+    let secrets: Arc<dyn SecretStore> =
+        Arc::new(FileSecretStore::new(home.join("secrets").to_str().unwrap()).unwrap());
+    Wallet::open(home.join("data").to_str().unwrap(), url, secrets).unwrap()
+}
+
+/// Registers and verifies a wallet; returns it with its E.164 number.
+pub async fn registered(server: &TestServer, home: &WalletHome, name: &str) -> (Wallet, String) {
+    let wallet = home.open(&server.url());
+    let started = wallet.register(&fresh_phone()).await.expect("register");
+    let code = server
+        .otp
+        .last_code(&started.phone)
+        .expect("a code was sent");
+    let account = wallet.verify(&code, name, PIN).await.expect("verify");
+    assert_eq!(account.phone, started.phone);
+    (wallet, started.phone)
+}

@@ -1,0 +1,221 @@
+//! The wallet against a real server on a loopback port: offline drafting and
+//! queueing, reopening, then syncing each item exactly once; batches with
+//! refused items; items that need the user again.
+
+mod support;
+
+use clink_core::wallet::{DraftKind, OutboxState, WalletError};
+use clink_core::wire::ErrorCode;
+use support::{PIN, TestServer, WalletHome, fresh_phone, registered};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_queued_while_the_server_is_down_post_once_after_reopen_and_restart() {
+    let server = TestServer::start().await;
+    let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
+    let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
+    let (bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
+    alice.top_up(10_000).await.unwrap();
+    let url = server.url();
+    let (addr, db_dir) = server.stop().await;
+
+    // Offline: draft, edit, delete, queue.
+    let sends = [800, 1_200, 50];
+    let mut ids = Vec::new();
+    for amount in sends {
+        ids.push(alice.draft_send(&bob_phone, amount, "offline").unwrap().id);
+    }
+    let request = alice.draft_request(&bob_phone, 999, "typo").unwrap();
+    alice
+        .edit_draft(request.id, &bob_phone, 300, "tickets")
+        .unwrap();
+    let scrapped = alice.draft_send(&bob_phone, 5, "never").unwrap();
+    alice.delete_draft(scrapped.id).unwrap();
+    ids.push(request.id);
+    let queued = alice.queue_drafts(ids, PIN).unwrap();
+    assert_eq!(queued.len(), 4);
+    assert!(alice.drafts().unwrap().is_empty());
+    match alice.sync_now().await {
+        Err(WalletError::Offline { .. }) => {}
+        other => panic!("expected offline, got {other:?}"),
+    }
+    drop(alice);
+
+    // Reopen from the directory: everything is still there.
+    let alice = alice_home.open(&url);
+    let outbox = alice.outbox().unwrap();
+    assert_eq!(outbox.len(), 4);
+    assert!(outbox.iter().all(|i| !i.state.is_final()));
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|i| i.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+        queued
+            .iter()
+            .map(|i| i.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+        "idempotency keys are fixed at queue time"
+    );
+
+    let server = TestServer::start_at(addr, db_dir).await;
+    let report = alice.sync_now().await.unwrap();
+    assert_eq!(
+        (report.accepted, report.rejected, report.needs_action),
+        (4, 0, 0)
+    );
+    let total: i64 = sends.iter().sum();
+    assert_eq!(report.balance, 10_000 - total);
+    assert_eq!(alice.balance().unwrap(), 10_000 - total);
+    assert!(
+        alice
+            .outbox()
+            .unwrap()
+            .iter()
+            .all(|i| i.state == OutboxState::Accepted && i.transfer_id.is_some())
+    );
+    // Syncing again sends nothing twice.
+    let again = alice.sync_now().await.unwrap();
+    assert_eq!(again.accepted, 0);
+    assert_eq!(server.posted_sends_from(&alice_phone).await, (3, total));
+    assert_eq!(server.claims_from(&alice_phone).await, 1);
+    assert_eq!(server.balance_of(&alice_phone).await, 10_000 - total);
+    assert_eq!(server.sum_of_balances().await, 0);
+
+    // Bob sees the money and Alice's request.
+    let bob_report = bob.sync_now().await.unwrap();
+    assert_eq!(bob_report.balance, total);
+    assert_eq!(bob.balance().unwrap(), total);
+    let requests = bob.incoming_requests().unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].amount, requests[0].memo.as_str()),
+        (300, "tickets")
+    );
+    assert_eq!(bob.history(50, None).unwrap().len(), 4);
+    // Alice now knows Bob as a payee.
+    let payees = alice.known_payees().unwrap();
+    assert_eq!(payees.len(), 1);
+    assert_eq!(
+        (payees[0].phone.as_str(), payees[0].display_name.as_str()),
+        (bob_phone_e164(&bob), "Bob")
+    );
+
+    // Bob pays the request; Alice sees it on her next sync.
+    let paid = bob.approve_request(&requests[0].id, PIN).await.unwrap();
+    assert_eq!(paid.amount, 300);
+    assert!(bob.incoming_requests().unwrap().is_empty());
+    assert_eq!(bob.balance().unwrap(), total - 300);
+    alice.sync_now().await.unwrap();
+    assert_eq!(alice.balance().unwrap(), 10_000 - total + 300);
+}
+
+fn bob_phone_e164(bob: &clink_core::wallet::Wallet) -> &'static str {
+    Box::leak(bob.account().unwrap().unwrap().phone.into_boxed_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_items_with_eight_the_server_refuses_post_the_rest_once() {
+    let server = TestServer::start().await;
+    let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
+    let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
+    let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
+    alice.top_up(100_000).await.unwrap();
+    let stranger = fresh_phone(); // never registered
+
+    // Item i: a send of 10 to Bob, except for the refused ones.
+    let refused: [(usize, &str, i64, ErrorCode); 8] = [
+        (3, stranger.as_str(), 10, ErrorCode::UnknownPayee),
+        (250, stranger.as_str(), 10, ErrorCode::UnknownPayee),
+        (499, &alice_phone, 10, ErrorCode::SelfTransfer),
+        (500, &alice_phone, 10, ErrorCode::SelfTransfer),
+        (501, &bob_phone, 2_000_000, ErrorCode::AmountTooLarge),
+        (700, &bob_phone, 500_000, ErrorCode::InsufficientFunds),
+        (998, stranger.as_str(), 10, ErrorCode::UnknownPayee),
+        (999, &bob_phone, 99_000, ErrorCode::InsufficientFunds),
+    ];
+    let mut ids = Vec::with_capacity(1_000);
+    for i in 0..1_000 {
+        let draft = match refused.iter().find(|r| r.0 == i) {
+            Some((_, to, amount, _)) => alice.draft_send(to, *amount, &format!("item {i}")),
+            None => alice.draft_send(&bob_phone, 10, &format!("item {i}")),
+        };
+        ids.push(draft.unwrap().id);
+    }
+    let queued = alice.queue_drafts(ids, support::PIN).unwrap();
+    let report = alice.sync_now().await.unwrap();
+    assert_eq!(
+        (report.accepted, report.rejected, report.needs_action),
+        (992, 8, 0)
+    );
+
+    let outbox = alice.outbox().unwrap();
+    assert_eq!(outbox.len(), 1_000);
+    for (i, item) in outbox.iter().enumerate() {
+        assert_eq!(item.idempotency_key, queued[i].idempotency_key);
+        match refused.iter().find(|r| r.0 == i) {
+            Some((_, _, _, code)) => {
+                assert_eq!(item.state, OutboxState::Rejected, "item {i}");
+                let reason = item.reason.as_ref().expect("a reason");
+                assert_eq!(reason.code, *code, "item {i}: {}", reason.message);
+                assert!(!reason.message.is_empty());
+            }
+            None => {
+                assert_eq!(item.state, OutboxState::Accepted, "item {i}");
+                assert_eq!(item.kind, DraftKind::Send);
+            }
+        }
+    }
+    assert_eq!(server.posted_sends_from(&alice_phone).await, (992, 9_920));
+    assert_eq!(server.balance_of(&bob_phone).await, 9_920);
+    assert_eq!(alice.balance().unwrap(), 100_000 - 9_920);
+    assert_eq!(server.sum_of_balances().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_item_needs_action_then_posts_once_after_requeue() {
+    let server = TestServer::start().await;
+    let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
+    let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
+    let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
+    alice.top_up(1_000).await.unwrap();
+    let draft = alice.draft_send(&bob_phone, 400, "rent").unwrap();
+    let item = alice.queue(draft.id, "0000").unwrap();
+    let report = alice.sync_now().await.unwrap();
+    assert_eq!(report.needs_action, 1);
+    let stuck = &alice.outbox().unwrap()[0];
+    assert_eq!(stuck.state, OutboxState::NeedsAction);
+    assert_eq!(stuck.reason.as_ref().unwrap().code, ErrorCode::WrongPin);
+    assert_eq!(server.posted_sends_from(&alice_phone).await, (0, 0));
+    // Only an item needing action can be requeued; then it goes once.
+    let fixed = alice.requeue(item.id, PIN).unwrap();
+    assert_eq!(
+        (fixed.state, fixed.idempotency_key.as_str()),
+        (OutboxState::Queued, item.idempotency_key.as_str())
+    );
+    assert!(matches!(
+        alice.requeue(item.id, PIN),
+        Err(WalletError::WrongItemState { .. })
+    ));
+    assert_eq!(alice.sync_now().await.unwrap().accepted, 1);
+    alice.sync_now().await.unwrap();
+    assert_eq!(server.posted_sends_from(&alice_phone).await, (1, 400));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_offset_comes_from_the_server_and_is_kept() {
+    let server = TestServer::start().await;
+    let home = WalletHome::new();
+    let wallet = home.open(&server.url());
+    assert_eq!(wallet.clock_offset_ms().unwrap(), None);
+    let offset = wallet.estimate_clock_offset().await.unwrap();
+    // Same machine, same clock: the offset is within the round trip.
+    assert!(
+        offset.offset_ms.abs() <= offset.round_trip_ms + 1,
+        "{offset:?}"
+    );
+    drop(wallet);
+    assert_eq!(
+        home.open(&server.url()).clock_offset_ms().unwrap(),
+        Some(offset.offset_ms)
+    );
+}

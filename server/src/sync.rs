@@ -1,0 +1,246 @@
+//! `POST /v1/sync`: a phone's outbox in one request (wire format in
+//! `clink_core::wire::sync`).
+//!
+//! Each item was signed by the device key when the user confirmed it, so its
+//! signature is checked here without the five-minute window of fresh
+//! requests (items may have been drafted offline hours ago); an age limit
+//! below the idempotency retention keeps a replayed item from ever running
+//! twice. Items then go through exactly the money rules of
+//! `POST /v1/transfers/send` and `POST /v1/claims` (`api::prepare_*`,
+//! `api::money_job`), one writer job each, all queued at once so they share
+//! group commits. A refused item is reported and the others go on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use axum::Json;
+use axum::extract::State;
+use clink_core::wire::signing::{self, MAX_CLOCK_SKEW_MS};
+use clink_core::wire::*;
+
+use crate::api::{self, Counterparts, PreparedMoney};
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
+use crate::ledger::{self, StoredResponse, outcome};
+use crate::{AppState, now_ms};
+
+// A replayed item must always meet its stored result.
+const _: () = assert!(
+    MAX_ITEM_AGE_MS < crate::config::IDEMPOTENCY_RETENTION.as_millis() as i64,
+    "items must expire before their idempotency records"
+);
+
+type Reply = Result<StoredResponse, AppError>;
+type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// One item on its way: refused while being checked, or a queued writer job.
+enum Item {
+    Refused(String, AppError),
+    Queued(String, Pending),
+}
+
+pub async fn sync(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> AppResult<Json<SyncResponse>> {
+    let request: SyncRequest = caller.signed.json()?;
+    if request.items.len() > MAX_SYNC_ITEMS {
+        return Err(AppError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "a sync carries at most {MAX_SYNC_ITEMS} items, this one has {}; send the rest in another request",
+                request.items.len()
+            ),
+        ));
+    }
+    let account = caller.account_id;
+    let public_key = signing::decode_public_key(&caller.signed.public_key)
+        .map_err(|e| AppError::new(ErrorCode::Unauthenticated, e.to_string()))?;
+    // The request's own nonce first: a replayed sync request is refused whole.
+    api::consume_nonce(&state, caller.signed).await?;
+
+    let now = now_ms();
+    let mut counterparts = Counterparts::new();
+    let mut items = Vec::with_capacity(request.items.len());
+    for item in &request.items {
+        let (key, prepared) =
+            match prepare(&state, account, &public_key, item, now, &mut counterparts).await {
+                Ok(ready) => ready,
+                Err((key, error)) => {
+                    items.push(Item::Refused(key, error));
+                    continue;
+                }
+            };
+        let st = state.clone();
+        let job = async move {
+            st.clone()
+                .writer
+                .run(move |conn| {
+                    Box::pin(async move {
+                        outcome(
+                            api::money_job(&st, conn, account, &prepared.req, prepared.post).await,
+                        )
+                    })
+                })
+                .await
+        };
+        items.push(Item::Queued(key, Box::pin(job)));
+    }
+
+    let results = run_in_order(items)
+        .await
+        .into_iter()
+        .map(|(idempotency_key, reply)| SyncItemResult {
+            idempotency_key,
+            outcome: match reply.and_then(|stored| transfer_of(&stored)) {
+                Ok(transfer) => SyncOutcome::Accepted { transfer },
+                Err(e) => SyncOutcome::Rejected { error: e.0 },
+            },
+        })
+        .collect();
+    let inbox = api::read_inbox(&state, account, request.inbox_after).await?;
+    let balance = ledger::balance(&state.db.pool, account).await?;
+    Ok(Json(SyncResponse {
+        results,
+        inbox,
+        balance,
+    }))
+}
+
+/// Checks one item (body, signature, age) and prepares its money operation.
+/// On failure, returns the item's key (if readable) with the reason.
+async fn prepare(
+    state: &AppState,
+    account: i64,
+    public_key: &[u8; 32],
+    item: &SyncItem,
+    now: i64,
+    counterparts: &mut Counterparts,
+) -> Result<(String, PreparedMoney), (String, AppError)> {
+    let unreadable = |e: serde_json::Error| {
+        (
+            String::new(),
+            AppError::new(
+                ErrorCode::MalformedJson,
+                format!(
+                    "the item's body is not a valid {:?} request: {e}",
+                    item.kind
+                ),
+            ),
+        )
+    };
+    let (key, body) = match item.kind {
+        SyncItemKind::Send => {
+            let body: SendRequest = serde_json::from_str(&item.body).map_err(unreadable)?;
+            (body.idempotency_key.clone(), ItemBody::Send(body))
+        }
+        SyncItemKind::Claim => {
+            let body: ClaimRequest = serde_json::from_str(&item.body).map_err(unreadable)?;
+            (body.idempotency_key.clone(), ItemBody::Claim(body))
+        }
+    };
+    let fail = |e: AppError| (key.clone(), e);
+    signing::verify(
+        public_key,
+        &item.signature,
+        "POST",
+        item.kind.path(),
+        item.body.as_bytes(),
+        item.signed_at_ms,
+        &key,
+    )
+    .map_err(|e| {
+        fail(AppError::new(
+            ErrorCode::BadSignature,
+            format!("the item's signature does not hold: {e}"),
+        ))
+    })?;
+    let age_ms = now - item.signed_at_ms;
+    if !(-MAX_CLOCK_SKEW_MS..=MAX_ITEM_AGE_MS).contains(&age_ms) {
+        return Err(fail(AppError::new(
+            ErrorCode::StaleTimestamp,
+            format!(
+                "the item was signed {} min from now; items must be confirmed again after {} h",
+                -age_ms / 60_000,
+                MAX_ITEM_AGE_MS / 3_600_000
+            ),
+        )));
+    }
+    let prepared = match &body {
+        ItemBody::Send(b) => {
+            let device = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                public_key,
+            );
+            api::prepare_send(state, account, &device, b, counterparts).await
+        }
+        ItemBody::Claim(b) => api::prepare_claim(state, account, b, counterparts).await,
+    }
+    .map_err(fail)?;
+    debug_assert_eq!(prepared.req.key(), key);
+    Ok((key, prepared))
+}
+
+enum ItemBody {
+    Send(SendRequest),
+    Claim(ClaimRequest),
+}
+
+/// Decodes the transfer view of a successful (or replayed) item.
+fn transfer_of(stored: &StoredResponse) -> AppResult<TransferView> {
+    serde_json::from_str(&stored.body).map_err(|e| {
+        AppError::new(
+            ErrorCode::Internal,
+            format!("a stored response is not a transfer view: {e}"),
+        )
+    })
+}
+
+/// Drives all queued jobs to completion and returns their replies in order.
+///
+/// The jobs are first polled in item order, which is the order they enter the
+/// writer's queue (its channel is FIFO), so items run in the order the user
+/// queued them: with too little money, the later items are the ones refused.
+/// `futures::join_all` would do the driving but does not promise that order.
+async fn run_in_order(items: Vec<Item>) -> Vec<(String, Reply)> {
+    let mut keys = Vec::with_capacity(items.len());
+    let mut slots: Vec<(Option<Pending>, Option<Reply>)> = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Item::Refused(key, error) => {
+                keys.push(key);
+                slots.push((None, Some(Err(error))));
+            }
+            Item::Queued(key, job) => {
+                keys.push(key);
+                slots.push((Some(job), None));
+            }
+        }
+    }
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (job, reply) in slots.iter_mut() {
+            if let Some(fut) = job {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(r) => {
+                        *reply = Some(r);
+                        *job = None;
+                    }
+                    Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    keys.into_iter()
+        .zip(slots)
+        .map(|(key, (_, reply))| (key, reply.expect("every job finished")))
+        .collect()
+}

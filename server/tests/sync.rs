@@ -1,0 +1,183 @@
+//! `POST /v1/sync` over HTTP, on SQLite and PostgreSQL: items signed at queue
+//! time, executed once through the money rules, refused items reported.
+
+mod common;
+
+use clink_core::http_client::ClientError;
+use clink_core::wire::signing;
+use clink_core::wire::*;
+use common::{Backend, TestServer, User, key};
+
+on_both_backends!(
+    items_run_once_in_order_and_refusals_do_not_stop_the_batch,
+    tampered_stale_and_oversized_syncs_are_refused,
+);
+
+fn now_ms() -> i64 {
+    clink_server::now_ms()
+}
+
+/// A send item signed by `user` at `signed_at_ms`.
+fn send_item(
+    user: &User,
+    to: &User,
+    amount: i64,
+    idempotency_key: &str,
+    signed_at_ms: i64,
+) -> SyncItem {
+    let body = serde_json::to_string(&SendRequest {
+        idempotency_key: idempotency_key.into(),
+        payee: to.phone.clone(),
+        amount,
+        memo: "sync".into(),
+        pin: user.pin.clone(),
+        challenge_id: None,
+        challenge_response: None,
+    })
+    .unwrap();
+    let signature = user
+        .key
+        .sign(
+            "POST",
+            paths::SEND,
+            body.as_bytes(),
+            signed_at_ms,
+            idempotency_key,
+        )
+        .into_iter()
+        .find(|(n, _)| *n == signing::HEADER_SIGNATURE)
+        .unwrap()
+        .1;
+    SyncItem {
+        kind: SyncItemKind::Send,
+        body,
+        signed_at_ms,
+        signature,
+    }
+}
+
+fn item_key() -> String {
+    // Item keys double as signing nonces: 16-64 of [A-Za-z0-9_-].
+    format!("item-{}-{}", key(), "0123456789")
+}
+
+async fn sync(user: &User, items: Vec<SyncItem>) -> Result<SyncResponse, ClientError> {
+    user.client
+        .call(
+            reqwest::Method::POST,
+            paths::SYNC,
+            Some(&SyncRequest {
+                inbox_after: 0,
+                items,
+            }),
+            true,
+        )
+        .await
+}
+
+fn rejected_code(r: &SyncItemResult) -> Option<ErrorCode> {
+    match &r.outcome {
+        SyncOutcome::Rejected { error } => Some(error.code),
+        SyncOutcome::Accepted { .. } => None,
+    }
+}
+
+async fn items_run_once_in_order_and_refusals_do_not_stop_the_batch(backend: Backend) {
+    let Some(server) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = server.user("Alice", "1234").await;
+    let bob = server.user("Bob", "5678").await;
+    alice.deposit(1_000).await;
+    let t = now_ms() - 3 * 3600 * 1000; // confirmed offline three hours ago
+    let keys: Vec<String> = (0..4).map(|_| item_key()).collect();
+    let items = vec![
+        send_item(&alice, &bob, 600, &keys[0], t),
+        send_item(&alice, &bob, 600, &keys[1], t), // only 400 left
+        send_item(&alice, &bob, 300, &keys[2], t),
+        send_item(&alice, &alice, 10, &keys[3], t),
+    ];
+    let first = sync(&alice, items.clone()).await.unwrap();
+    let codes: Vec<Option<ErrorCode>> = first.results.iter().map(rejected_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            Some(ErrorCode::InsufficientFunds),
+            None,
+            Some(ErrorCode::SelfTransfer)
+        ]
+    );
+    assert_eq!(
+        first
+            .results
+            .iter()
+            .map(|r| r.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+        keys
+    );
+    assert_eq!(first.balance, 100);
+    // The same items again (a lost answer): the same transfers, no new money moved.
+    let again = sync(&alice, items[..1].to_vec()).await.unwrap();
+    match (&first.results[0].outcome, &again.results[0].outcome) {
+        (SyncOutcome::Accepted { transfer: a }, SyncOutcome::Accepted { transfer: b }) => {
+            assert_eq!(a, b)
+        }
+        other => panic!("expected the first answer again, got {other:?}"),
+    }
+    assert_eq!(alice.balance().await, 100);
+    assert_eq!(bob.balance().await, 900);
+    assert_eq!(server.sum_of_balances().await, 0);
+    // Bob's inbox comes with his (empty) sync.
+    let bobs = sync(&bob, vec![]).await.unwrap();
+    assert_eq!(bobs.inbox.notifications.len(), 2);
+    assert_eq!(bobs.balance, 900);
+}
+
+async fn tampered_stale_and_oversized_syncs_are_refused(backend: Backend) {
+    let Some(server) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = server.user("Alice", "1234").await;
+    let bob = server.user("Bob", "5678").await;
+    alice.deposit(1_000).await;
+    let mut tampered = send_item(&alice, &bob, 10, &item_key(), now_ms());
+    tampered.body = tampered.body.replace("\"amount\":10", "\"amount\":900");
+    let stale = send_item(
+        &alice,
+        &bob,
+        10,
+        &item_key(),
+        now_ms() - MAX_ITEM_AGE_MS - 60_000,
+    );
+    let by_bob = send_item(&bob, &alice, 10, &item_key(), now_ms()); // Bob's item in Alice's sync
+    let mut unreadable = send_item(&alice, &bob, 10, &item_key(), now_ms());
+    unreadable.body = "{".into();
+    let r = sync(&alice, vec![tampered, stale, by_bob, unreadable])
+        .await
+        .unwrap();
+    let codes: Vec<Option<ErrorCode>> = r.results.iter().map(rejected_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Some(ErrorCode::BadSignature),
+            Some(ErrorCode::StaleTimestamp),
+            Some(ErrorCode::BadSignature),
+            Some(ErrorCode::MalformedJson)
+        ]
+    );
+    assert_eq!(alice.balance().await, 1_000);
+
+    let too_many: Vec<SyncItem> = (0..=MAX_SYNC_ITEMS)
+        .map(|_| send_item(&alice, &bob, 1, &item_key(), now_ms()))
+        .collect();
+    match sync(&alice, too_many).await {
+        Err(ClientError::Api(e)) => {
+            assert_eq!(e.code, ErrorCode::InvalidRequest);
+            assert_eq!(e.status(), 400);
+            assert!(e.message.contains("at most 500"), "{}", e.message);
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    assert_eq!(alice.balance().await, 1_000);
+}

@@ -5,10 +5,12 @@
 //! always integer minor units of the server's currency; times are Unix
 //! milliseconds.
 
+mod bump;
 mod error;
 pub mod signing;
 mod types;
 
+pub use bump::{BumpReport, BumpRole, BumpStatus, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use types::*;
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ledger;
+pub mod matching;
 pub mod otp;
 pub mod secrets;
 pub mod sweeper;

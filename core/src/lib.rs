@@ -6,6 +6,7 @@
 //! touch the outside world say so in their names.
 
 pub mod acoustic;
+pub mod bump;
 pub mod challenge;
 pub mod damm;
 pub mod dialstring;

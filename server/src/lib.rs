@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod gateway;
 pub mod ledger;
+pub mod matching;
 pub mod otp;
 pub mod second_factor;
 pub mod secrets;

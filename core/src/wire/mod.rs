@@ -5,12 +5,14 @@
 //! always integer minor units of the server's currency; times are Unix
 //! milliseconds.
 
+mod bump;
 mod error;
 mod gateway;
 pub mod signing;
 mod sync;
 mod types;
 
+pub use bump::{BumpReport, BumpRole, BumpStatus, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
 pub use sync::*;

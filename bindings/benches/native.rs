@@ -27,7 +27,7 @@ fn median_ns(rounds: usize, calls_per_round: u32, mut body: impl FnMut()) -> f64
 }
 
 fn report(what: &str, ns: f64) {
-    let shown = if ns < 10_000.0 {
+    let shown = if ns < 1_000_000.0 {
         format!("{:.3} µs", ns / 1_000.0)
     } else {
         format!("{:.3} ms", ns / 1_000_000.0)

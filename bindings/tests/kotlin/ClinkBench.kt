@@ -18,7 +18,7 @@ private fun medianNs(rounds: Int, callsPerRound: Int, body: () -> Unit): Double 
 }
 
 private fun report(what: String, ns: Double) {
-    val shown = if (ns < 10_000) "%.2f µs".format(ns / 1_000) else "%.3f ms".format(ns / 1_000_000)
+    val shown = if (ns < 1_000_000) "%.2f µs".format(ns / 1_000) else "%.3f ms".format(ns / 1_000_000)
     println("kotlin  %-52s median %s".format(what, shown))
 }
 

@@ -26,7 +26,7 @@ def median_ns(rounds, calls_per_round, body):
 
 
 def report(what, ns):
-    shown = f"{ns / 1_000:.2f} µs" if ns < 10_000 else f"{ns / 1_000_000:.3f} ms"
+    shown = f"{ns / 1_000:.2f} µs" if ns < 1_000_000 else f"{ns / 1_000_000:.3f} ms"
     print(f"python  {what:<52} median {shown}")
 
 

@@ -1,0 +1,26 @@
+//! Clink's core for Kotlin (Android), Swift (iOS) and Python, through uniffi.
+//!
+//! This crate decides nothing: every function hands its arguments to
+//! `clink-core` and converts the types on the way in and out (`usize` to
+//! `u64`, `char` to `String`, fixed arrays to byte strings, core errors to
+//! error enums that the generated code raises as exceptions). A module per
+//! core module, named the same.
+//!
+//! Streaming objects (`DtmfDetector`, `TokenDecoder`) hold their core state
+//! in a `Mutex`: uniffi hands objects out as `Arc`s that any thread of the
+//! app may call.
+//!
+//! Panics: the library is built with `panic = "unwind"` so that uniffi's
+//! boundary can catch a panic (a bug) and raise it as an exception rather
+//! than abort the app.
+
+pub mod acoustic;
+pub mod challenge;
+pub mod dialstring;
+pub mod dtmf;
+pub mod phone;
+pub mod secrets;
+
+mod lock;
+
+uniffi::setup_scaffolding!();

@@ -1,0 +1,44 @@
+// FFI call overhead from Kotlin on the JVM (scripts/bench-bindings): a
+// trivial call, and one second of PCM handed to the DTMF detector. Prints
+// the median time per call.
+package app.clink.bench
+
+import app.clink.core.*
+
+/** Median nanoseconds per call of `body`, over `rounds` timed rounds of `callsPerRound` calls. */
+private fun medianNs(rounds: Int, callsPerRound: Int, body: () -> Unit): Double {
+    repeat(callsPerRound * 10) { body() } // let the JIT compile the call path
+    val perCall = DoubleArray(rounds) {
+        val start = System.nanoTime()
+        repeat(callsPerRound) { body() }
+        (System.nanoTime() - start).toDouble() / callsPerRound
+    }
+    perCall.sort()
+    return perCall[rounds / 2]
+}
+
+private fun report(what: String, ns: Double) {
+    val shown = if (ns < 1_000_000) "%.2f µs".format(ns / 1_000) else "%.3f ms".format(ns / 1_000_000)
+    println("kotlin  %-52s median %s".format(what, shown))
+}
+
+/** One second of DTMF keys at `rateHz`. */
+private fun oneSecondOfKeys(rateHz: Int): List<Float> {
+    val config = dtmfSynthConfigDefault().copy(sampleRateHz = rateHz.toUInt())
+    return synthesizeDtmfF32("0123456789", config).take(rateHz)
+}
+
+fun main() {
+    report("trivial call: acousticTokenLen()", medianNs(51, 20_000) { acousticTokenLen() })
+    for (rateHz in listOf(8_000, 48_000)) {
+        val pcm = oneSecondOfKeys(rateHz)
+        check(pcm.size == rateHz)
+        DtmfDetector(rateHz.toUInt()).use { detector ->
+            report("DtmfDetector.pushF32, 1 s at ${rateHz / 1000} kHz", medianNs(31, 5) { detector.pushF32(pcm) })
+        }
+        val pcmI16 = pcm.map { (it * 32767f).toInt().toShort() }
+        DtmfDetector(rateHz.toUInt()).use { detector ->
+            report("DtmfDetector.pushI16, 1 s at ${rateHz / 1000} kHz", medianNs(31, 5) { detector.pushI16(pcmI16) })
+        }
+    }
+}

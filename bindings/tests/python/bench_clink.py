@@ -1,0 +1,58 @@
+"""FFI call overhead from Python (scripts/bench-bindings): a trivial call, and
+one second of PCM handed to the DTMF detector. Prints the median time per call."""
+
+import statistics
+import time
+
+from clink_ffi import (
+    DtmfDetector,
+    acoustic_token_len,
+    dtmf_synth_config_default,
+    synthesize_dtmf_f32,
+)
+
+
+def median_ns(rounds, calls_per_round, body):
+    """Median nanoseconds per call of `body` over `rounds` timed rounds."""
+    for _ in range(calls_per_round):
+        body()
+    per_call = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(calls_per_round):
+            body()
+        per_call.append((time.perf_counter_ns() - start) / calls_per_round)
+    return statistics.median(per_call)
+
+
+def report(what, ns):
+    shown = f"{ns / 1_000:.2f} µs" if ns < 1_000_000 else f"{ns / 1_000_000:.3f} ms"
+    print(f"python  {what:<52} median {shown}")
+
+
+def one_second_of_keys(rate_hz):
+    config = dtmf_synth_config_default()
+    config.sample_rate_hz = rate_hz
+    return synthesize_dtmf_f32("0123456789", config)[:rate_hz]
+
+
+def main():
+    report("trivial call: acoustic_token_len()", median_ns(21, 20_000, acoustic_token_len))
+    for rate_hz in (8_000, 48_000):
+        pcm = one_second_of_keys(rate_hz)
+        assert len(pcm) == rate_hz
+        detector = DtmfDetector(rate_hz)
+        report(
+            f"DtmfDetector.push_f32, 1 s at {rate_hz // 1000} kHz",
+            median_ns(15, 3, lambda: detector.push_f32(pcm)),
+        )
+        pcm_i16 = [int(x * 32767) for x in pcm]
+        detector = DtmfDetector(rate_hz)
+        report(
+            f"DtmfDetector.push_i16, 1 s at {rate_hz // 1000} kHz",
+            median_ns(15, 3, lambda: detector.push_i16(pcm_i16)),
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -698,31 +698,7 @@ async fn deposit(State(state): St, caller: Caller) -> AppResult<Response> {
         "",
         None,
     )?;
-    let id = new_transfer_id(&state);
-    run_money(&state, caller, req, move |st, conn, account, req, now| {
-        Box::pin(async move {
-            let t = NewTransfer {
-                id: &id,
-                kind: TransferKind::Deposit,
-                debit: st.system.cash_in,
-                credit: account,
-                amount: req.amount,
-                memo: "",
-                expires_at: None,
-            };
-            ledger::insert_posted(conn, &st.system, &t, now).await?;
-            Ok(StoredResponse::json(
-                201,
-                &ledger::posted_view(
-                    &t,
-                    account,
-                    ledger::system_counterpart(TransferKind::Deposit),
-                    now,
-                ),
-            ))
-        })
-    })
-    .await
+    move_with_system(&state, caller, req, TransferKind::Deposit).await
 }
 
 async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
@@ -736,27 +712,38 @@ async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
         "",
         Some(&body.pin),
     )?;
-    let id = new_transfer_id(&state);
-    run_money(&state, caller, req, move |st, conn, account, req, now| {
+    move_with_system(&state, caller, req, TransferKind::Withdrawal).await
+}
+
+/// A deposit (money in from `cash_in`) or a withdrawal (money out to
+/// `cash_out`): the same posting, with the system account on the other side.
+async fn move_with_system(
+    state: &Arc<AppState>,
+    caller: Caller,
+    req: MoneyRequest,
+    kind: TransferKind,
+) -> AppResult<Response> {
+    let id = new_transfer_id(state);
+    run_money(state, caller, req, move |st, conn, account, req, now| {
         Box::pin(async move {
+            let (debit, credit) = match kind {
+                TransferKind::Withdrawal => (account, st.system.cash_out),
+                _ => (st.system.cash_in, account),
+            };
             let t = NewTransfer {
                 id: &id,
-                kind: TransferKind::Withdrawal,
-                debit: account,
-                credit: st.system.cash_out,
+                kind,
+                debit,
+                credit,
                 amount: req.amount,
                 memo: "",
                 expires_at: None,
             };
             ledger::insert_posted(conn, &st.system, &t, now).await?;
+            let counterpart = ledger::system_counterpart(kind);
             Ok(StoredResponse::json(
                 201,
-                &ledger::posted_view(
-                    &t,
-                    account,
-                    ledger::system_counterpart(TransferKind::Withdrawal),
-                    now,
-                ),
+                &ledger::posted_view(&t, account, counterpart, now),
             ))
         })
     })

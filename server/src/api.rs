@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
 use crate::second_factor::{self, Proof};
 use crate::secrets::{random_digits, random_hex};
+use crate::writer::Outcome;
 use crate::{AppState, now_ms};
 
 type St = State<Arc<AppState>>;
@@ -102,9 +103,7 @@ pub(crate) async fn consume_nonce(state: &Arc<AppState>, signed: Signed) -> AppR
     state
         .writer
         .run(move |conn| {
-            Box::pin(
-                async move { crate::writer::Outcome::from_result(signed.record_nonce(conn).await) },
-            )
+            Box::pin(async move { Outcome::from_result(signed.record_nonce(conn).await) })
         })
         .await
 }
@@ -174,7 +173,7 @@ async fn register(State(state): St, body: Result<Bytes, BytesRejection>) -> AppR
                 .bind(expires_at)
                 .execute(conn)
                 .await;
-                crate::writer::Outcome::from_result(r.map(|_| ()).map_err(AppError::from))
+                Outcome::from_result(r.map(|_| ()).map_err(AppError::from))
             })
         })
         .await?;
@@ -419,6 +418,9 @@ pub(crate) struct MoneyRequest {
     amount: i64,
     memo: String,
     pin: Option<String>,
+    /// The key already had a response when the request arrived: most
+    /// likely a retry, so the writer looks up its answer first.
+    pub(crate) seen_before: bool,
 }
 
 impl MoneyRequest {
@@ -447,6 +449,7 @@ impl MoneyRequest {
             amount,
             memo: memo.to_string(),
             pin: pin.map(str::to_string),
+            seen_before: false,
         })
     }
 }
@@ -455,7 +458,7 @@ impl MoneyRequest {
 async fn run_money<F>(
     state: &Arc<AppState>,
     caller: Caller,
-    req: MoneyRequest,
+    mut req: MoneyRequest,
     post: F,
 ) -> AppResult<Response>
 where
@@ -464,64 +467,137 @@ where
             &'c mut AnyConnection,
             i64,
             &'c MoneyRequest,
-            i64,
+            JobContext,
         ) -> ledger_future::Fut<'c>
         + Send
         + 'static,
 {
+    req.seen_before = !ledger::keys_seen(&state.db.pool, caller.account_id, &[&req.key])
+        .await?
+        .is_empty();
     let st = state.clone();
     let response = state
         .writer
         .run(move |conn| {
             Box::pin(async move {
-                outcome(
-                    async {
-                        caller.signed.record_nonce(conn).await?;
-                        money_job(&st, conn, caller.account_id, &req, post).await
-                    }
-                    .await,
-                )
+                if let Err(e) = caller.signed.record_nonce(conn).await {
+                    return Outcome::from_result(Err(e));
+                }
+                money_job(&st, conn, caller.account_id, &req, post).await
             })
         })
         .await?;
     Ok(respond(response))
 }
 
+/// What a money job knows when `post` runs: its clock, and what the PIN
+/// check read about the payer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JobContext {
+    pub now: i64,
+    pub pin: ledger::PinCheck,
+}
+
 /// The money rules of one operation inside a writer job, after its nonce:
 /// idempotent replay, PIN and policy, `post`, then remembering the answer.
 /// Shared by the single-request handlers and `POST /v1/sync`.
+///
+/// A key that has a response always gets that response, byte for byte. The
+/// look-up costs a statement in the one writer every payment queues for, so
+/// it runs up front only for keys seen before the job was queued
+/// (`seen_before`); a duplicate that overtook this request while it was on
+/// its way is caught when the answer is remembered (or when the request
+/// fails), and then this job's writes are undone and the earlier answer
+/// sent.
 pub(crate) async fn money_job<F>(
     st: &AppState,
     conn: &mut AnyConnection,
     account: i64,
     req: &MoneyRequest,
     post: F,
-) -> Result<StoredResponse, Failure>
+) -> Outcome<StoredResponse>
 where
     F: for<'c> FnOnce(
         &'c AppState,
         &'c mut AnyConnection,
         i64,
         &'c MoneyRequest,
-        i64,
+        JobContext,
     ) -> ledger_future::Fut<'c>,
 {
-    if let Some(stored) = ledger::replay(conn, account, &req.key, &req.fingerprint).await? {
-        return Ok(stored);
+    if req.seen_before {
+        match ledger::replay(conn, account, &req.key, &req.fingerprint).await {
+            Ok(Some(stored)) => return outcome(Ok(stored)),
+            Ok(None) => {}
+            Err(e) => return outcome(Err(e.into())),
+        }
     }
+    match apply_money(st, conn, account, req, post).await {
+        Ok(Some(response)) => outcome(Ok(response)),
+        Ok(None) => earlier_answer(conn, account, req, None).await,
+        Err(failure) => earlier_answer(conn, account, req, Some(failure)).await,
+    }
+}
+
+/// PIN, policy and `post`, then the answer remembered under the request's
+/// key; `None` if the key turned out to have an answer already.
+async fn apply_money<F>(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    post: F,
+) -> Result<Option<StoredResponse>, Failure>
+where
+    F: for<'c> FnOnce(
+        &'c AppState,
+        &'c mut AnyConnection,
+        i64,
+        &'c MoneyRequest,
+        JobContext,
+    ) -> ledger_future::Fut<'c>,
+{
     let now = now_ms();
-    let wrong_before = match &req.pin {
+    let pin = match &req.pin {
         Some(pin) => ledger::check_pin(st, conn, account, pin, now).await?,
-        None => 0,
+        None => ledger::PinCheck::default(),
     };
     // `post` may check a second factor; the count of wrong attempts clears
     // only when every factor has passed.
-    let response = post(st, conn, account, req, now).await?;
-    if wrong_before != 0 {
+    let response = post(st, conn, account, req, JobContext { now, pin }).await?;
+    if pin.wrong_before != 0 {
         ledger::clear_wrong_attempts(conn, account).await?;
     }
-    ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now).await?;
-    Ok(response)
+    let remembered =
+        ledger::remember(conn, account, &req.key, &req.fingerprint, &response, now).await?;
+    Ok(remembered.then_some(response))
+}
+
+/// The answer for a request whose own run did not stand: the stored answer
+/// of a duplicate done before it (this run's writes, even a counted wrong
+/// PIN, are undone: the same key with the same body carries the same PIN),
+/// or else its own `failure`.
+async fn earlier_answer(
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    failure: Option<Failure>,
+) -> Outcome<StoredResponse> {
+    match ledger::replay(conn, account, &req.key, &req.fingerprint).await {
+        Ok(Some(stored)) => Outcome {
+            keep_writes: false,
+            reply: Ok(stored),
+        },
+        Ok(None) => match failure {
+            Some(failure) => outcome(Err(failure)),
+            None => outcome(Err(AppError::new(
+                ErrorCode::Internal,
+                "an idempotency record vanished while its request was answered",
+            )
+            .into())),
+        },
+        Err(e) => outcome(Err(e.into())),
+    }
 }
 
 pub(crate) mod ledger_future {
@@ -534,7 +610,7 @@ pub(crate) mod ledger_future {
                 &'c mut AnyConnection,
                 i64,
                 &'c MoneyRequest,
-                i64,
+                JobContext,
             ) -> Fut<'c>
             + Send,
     >;
@@ -598,10 +674,14 @@ pub(crate) async fn prepare_send(
         challenge_id: body.challenge_id.clone(),
         response: body.challenge_response.clone(),
     };
-    let post: ledger_future::Post = Box::new(move |st, conn, account, req, now| {
+    let post: ledger_future::Post = Box::new(move |st, conn, account, req, job| {
         Box::pin(async move {
-            second_factor::enforce_policy(st, conn, &device, account, req.amount, &proof, now)
-                .await?;
+            let now = job.now;
+            let limit = job.pin.second_factor_above;
+            second_factor::enforce_policy(
+                st, conn, &device, account, req.amount, limit, &proof, now,
+            )
+            .await?;
             let t = NewTransfer {
                 id: &id,
                 kind: TransferKind::Send,
@@ -652,8 +732,9 @@ pub(crate) async fn prepare_claim(
     }
     let id = new_transfer_id(state);
     let ttl_ms = state.config.claim_ttl().as_millis() as i64;
-    let post: ledger_future::Post = Box::new(move |_st, conn, account, req, now| {
+    let post: ledger_future::Post = Box::new(move |_st, conn, account, req, job| {
         Box::pin(async move {
+            let now = job.now;
             let t = NewTransfer {
                 id: &id,
                 kind: TransferKind::Claim,
@@ -724,8 +805,9 @@ async fn move_with_system(
     kind: TransferKind,
 ) -> AppResult<Response> {
     let id = new_transfer_id(state);
-    run_money(state, caller, req, move |st, conn, account, req, now| {
+    run_money(state, caller, req, move |st, conn, account, req, job| {
         Box::pin(async move {
+            let now = job.now;
             let (debit, credit) = match kind {
                 TransferKind::Withdrawal => (account, st.system.cash_out),
                 _ => (st.system.cash_in, account),
@@ -878,15 +960,25 @@ async fn decide_claim_job(
                 challenge_id: None,
                 challenge_response: None,
             });
-            let wrong_before = ledger::check_pin(state, conn, me, &approval.pin, now).await?;
+            let pin = ledger::check_pin(state, conn, me, &approval.pin, now).await?;
             let proof = Proof {
                 challenge_id: approval.challenge_id,
                 response: approval.challenge_response,
             };
             let device = &caller.signed.public_key;
-            second_factor::enforce_policy(state, conn, device, me, claim.amount, &proof, now)
-                .await?;
-            if wrong_before != 0 {
+            let limit = pin.second_factor_above;
+            second_factor::enforce_policy(
+                state,
+                conn,
+                device,
+                me,
+                claim.amount,
+                limit,
+                &proof,
+                now,
+            )
+            .await?;
+            if pin.wrong_before != 0 {
                 ledger::clear_wrong_attempts(conn, me).await?;
             }
             ledger::post_pending(conn, &state.system, &claim, now).await?;

@@ -4,7 +4,8 @@
 //! nonces are recorded by the ledger writer in the same transaction as the
 //! request's own writes, so a replay can never slip between check and use.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -110,6 +111,9 @@ impl FromRequest<Arc<AppState>> for Caller {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> AppResult<Caller> {
         let signed = Signed::from_request(req, state).await?;
+        if let Some(account_id) = state.devices.get(&signed.public_key) {
+            return Ok(Caller { account_id, signed });
+        }
         let row = sqlx::query("SELECT account_id FROM devices WHERE public_key = $1")
             .bind(&signed.public_key)
             .fetch_optional(&state.db.pool)
@@ -120,10 +124,36 @@ impl FromRequest<Arc<AppState>> for Caller {
                 "this device key is not registered; register first",
             ));
         };
-        Ok(Caller {
-            account_id: row.try_get(0)?,
-            signed,
-        })
+        let account_id = row.try_get(0)?;
+        state.devices.insert(&signed.public_key, account_id);
+        Ok(Caller { account_id, signed })
+    }
+}
+
+/// Registered device keys and their accounts, kept in memory because every
+/// signed request needs one. A key is registered once and never moves to
+/// another account, so an entry can never be stale; the day devices can be
+/// revoked, revoking must remove its entry (on every instance).
+#[derive(Default)]
+pub struct DeviceCache {
+    accounts: Mutex<HashMap<String, i64>>,
+}
+
+impl DeviceCache {
+    /// Most keys held; past it the cache starts again empty, which costs a
+    /// look-up per key and keeps memory bounded.
+    const CAPACITY: usize = 100_000;
+
+    fn get(&self, public_key: &str) -> Option<i64> {
+        self.accounts.lock().unwrap().get(public_key).copied()
+    }
+
+    fn insert(&self, public_key: &str, account_id: i64) {
+        let mut accounts = self.accounts.lock().unwrap();
+        if accounts.len() >= Self::CAPACITY {
+            accounts.clear();
+        }
+        accounts.insert(public_key.to_string(), account_id);
     }
 }
 

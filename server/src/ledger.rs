@@ -210,8 +210,36 @@ pub async fn replay(
     }))
 }
 
+/// The keys among `keys` that already have a stored response. Read outside
+/// the writer, so that only requests likely to be retries pay for a replay
+/// look-up inside it; [`remember`] catches the rest.
+pub async fn keys_seen<'e, E: Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    account: i64,
+    keys: &[&str],
+) -> AppResult<std::collections::HashSet<String>> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT key FROM idempotency WHERE account_id = $1 AND key IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(account);
+    for key in keys {
+        query = query.bind(*key);
+    }
+    let rows = query.fetch_all(db).await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<String, _>(0)?))
+        .collect()
+}
+
 /// Remembers a successful response. Failures are not stored: a refused
-/// request may be corrected and sent again under the same key.
+/// request may be corrected and sent again under the same key. Returns false
+/// when the key already has a response: a duplicate of this request was
+/// done first, and its answer stands.
 pub async fn remember(
     conn: &mut AnyConnection,
     account: i64,
@@ -219,10 +247,10 @@ pub async fn remember(
     fingerprint: &str,
     response: &StoredResponse,
     now: i64,
-) -> AppResult<()> {
-    sqlx::query(
+) -> AppResult<bool> {
+    let inserted = sqlx::query(
         "INSERT INTO idempotency (account_id, key, request_hash, response_status, response_body, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(account)
     .bind(key)
@@ -231,8 +259,9 @@ pub async fn remember(
     .bind(&response.body)
     .bind(now)
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 // --------------------------------------------------------------------- PIN
@@ -247,26 +276,39 @@ pub async fn verify_pin(
     pin: &str,
     now: i64,
 ) -> Result<(), Failure> {
-    if check_pin(state, conn, account, pin, now).await? != 0 {
+    if check_pin(state, conn, account, pin, now)
+        .await?
+        .wrong_before
+        != 0
+    {
         clear_wrong_attempts(conn, account).await?;
     }
     Ok(())
 }
 
+/// What a right PIN tells the rest of the request, read in the same
+/// statement as the PIN so a payment costs one look-up of its user.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PinCheck {
+    /// Wrong PINs and challenge responses counted before this one.
+    pub wrong_before: i64,
+    /// The amount above which the user's policy wants a second factor.
+    pub second_factor_above: Option<i64>,
+}
+
 /// Like [`verify_pin`], but a right PIN leaves the count alone: for requests
 /// that check a second factor after the PIN, so that a right PIN cannot wipe
 /// out wrong challenge responses (nor the reverse). They call
-/// [`clear_wrong_attempts`] once every factor has passed. Returns the count
-/// of earlier wrong attempts.
+/// [`clear_wrong_attempts`] once every factor has passed.
 pub async fn check_pin(
     state: &AppState,
     conn: &mut AnyConnection,
     account: i64,
     pin: &str,
     now: i64,
-) -> Result<i64, Failure> {
+) -> Result<PinCheck, Failure> {
     let row = sqlx::query(
-        "SELECT pin_salt, pin_hash, failed_pins, locked_until FROM users WHERE account_id = $1",
+        "SELECT pin_salt, pin_hash, failed_pins, locked_until, second_factor_above FROM users WHERE account_id = $1",
     )
     .bind(account)
     .fetch_one(&mut *conn)
@@ -278,7 +320,10 @@ pub async fn check_pin(
         return Err(locked(locked_until).into());
     }
     if state.secret.verify(&salt, pin, &hash) {
-        return Ok(failed);
+        return Ok(PinCheck {
+            wrong_before: failed,
+            second_factor_above: row.try_get(4)?,
+        });
     }
     let error = count_wrong_attempt(
         state,
@@ -367,15 +412,6 @@ fn locked(until: i64) -> AppError {
     );
     e.0.locked_until_ms = Some(until);
     e
-}
-
-/// The amount above which the user's policy wants a second factor, if any.
-pub async fn second_factor_above(conn: &mut AnyConnection, account: i64) -> AppResult<Option<i64>> {
-    let row = sqlx::query("SELECT second_factor_above FROM users WHERE account_id = $1")
-        .bind(account)
-        .fetch_one(conn)
-        .await?;
-    Ok(row.try_get::<Option<i64>, _>(0)?)
 }
 
 // --------------------------------------------------------------- transfers

@@ -43,6 +43,7 @@ pub struct AppState {
     pub otp: Arc<dyn OtpSender>,
     pub rng: SystemRandom,
     pub system: SystemAccounts,
+    pub devices: auth::DeviceCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
         otp,
         rng,
         system,
+        devices: Default::default(),
     });
     sweeper::spawn(state.clone());
     let app = api::router(state.clone());

@@ -280,7 +280,8 @@ pub struct Proof {
 }
 
 /// Enforces the user's security policy on a payment of `amount` by the
-/// device `device_key`: above `second_factor_above` the payment must carry a
+/// device `device_key`: above `second_factor_above` (read with the PIN, see
+/// [`ledger::PinCheck`]) the payment must carry a
 /// challenge issued to this device and its right answer. The challenge is
 /// used up here, in the payment's own writer job, so it stands or falls with
 /// the payment, except that a wrong answer is counted and uses it up anyway.
@@ -290,10 +291,11 @@ pub async fn enforce_policy(
     device_key: &str,
     account: i64,
     amount: i64,
+    second_factor_above: Option<i64>,
     proof: &Proof,
     now: i64,
 ) -> Result<(), Failure> {
-    let Some(limit) = ledger::second_factor_above(conn, account).await? else {
+    let Some(limit) = second_factor_above else {
         return Ok(());
     };
     if amount <= limit {

@@ -23,7 +23,7 @@ use clink_core::wire::*;
 use crate::api::{self, Counterparts, PreparedMoney};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::ledger::{self, StoredResponse, outcome};
+use crate::ledger::{self, StoredResponse};
 use crate::{AppState, now_ms};
 
 // A replayed item must always meet its stored result.
@@ -63,25 +63,34 @@ pub async fn sync(
 
     let now = now_ms();
     let mut counterparts = Counterparts::new();
-    let mut items = Vec::with_capacity(request.items.len());
+    let mut prepared_items = Vec::with_capacity(request.items.len());
     for item in &request.items {
-        let (key, prepared) =
-            match prepare(&state, account, &public_key, item, now, &mut counterparts).await {
-                Ok(ready) => ready,
-                Err((key, error)) => {
-                    items.push(Item::Refused(key, error));
-                    continue;
-                }
-            };
+        prepared_items
+            .push(prepare(&state, account, &public_key, item, now, &mut counterparts).await);
+    }
+    // One look-up for the whole batch tells which items are retries.
+    let keys: Vec<&str> = prepared_items
+        .iter()
+        .filter_map(|p| p.as_ref().ok().map(|(key, _)| key.as_str()))
+        .collect();
+    let seen = ledger::keys_seen(&state.db.pool, account, &keys).await?;
+    let mut items = Vec::with_capacity(prepared_items.len());
+    for prepared in prepared_items {
+        let (key, mut prepared) = match prepared {
+            Ok(ready) => ready,
+            Err((key, error)) => {
+                items.push(Item::Refused(key, error));
+                continue;
+            }
+        };
+        prepared.req.seen_before = seen.contains(&key);
         let st = state.clone();
         let job = async move {
             st.clone()
                 .writer
                 .run(move |conn| {
                     Box::pin(async move {
-                        outcome(
-                            api::money_job(&st, conn, account, &prepared.req, prepared.post).await,
-                        )
+                        api::money_job(&st, conn, account, &prepared.req, prepared.post).await
                     })
                 })
                 .await

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use clink_core::wire::{Direction, ErrorCode, TransferState};
+use clink_core::wire::{Direction, ErrorCode, SendRequest, TransferState};
 use common::{Backend, TestServer};
 use sqlx::Row;
 
@@ -14,7 +14,10 @@ const SENDS_PER_CLIENT: usize = 200;
 const ACCOUNTS: usize = 50;
 const OPENING_BALANCE: i64 = 1_000;
 
-on_both_backends!(concurrent_random_sends_keep_the_books_balanced);
+on_both_backends!(
+    concurrent_random_sends_keep_the_books_balanced,
+    concurrent_duplicates_post_once_and_share_one_answer,
+);
 
 /// A small deterministic generator, so a failure can be replayed.
 struct Lcg(u64);
@@ -146,4 +149,65 @@ async fn concurrent_random_sends_keep_the_books_balanced(backend: Backend) {
         OPENING_BALANCE * ACCOUNTS as i64,
         "money was created or destroyed"
     );
+}
+
+/// Retries of one payment that race each other (a client that timed out and
+/// sent again while the first try was still queued) post it once, and every
+/// try hears the same answer, even the tries that, run on their own, would
+/// have been refused for funds the first one just spent.
+async fn concurrent_duplicates_post_once_and_share_one_answer(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    const TRIES: usize = 16;
+    let payer = Arc::new(ts.user("Payer", "1234").await);
+    let payee = ts.user("Payee", "1234").await;
+    // 1,000 spends the whole balance: a duplicate that ran would be refused
+    // for funds; 1 leaves plenty: a duplicate that ran would post again.
+    for amount in [1_000, 1] {
+        payer.deposit(1_000).await;
+        let request = Arc::new(SendRequest {
+            idempotency_key: common::key(),
+            payee: payee.phone.clone(),
+            amount,
+            memo: "once".into(),
+            pin: payer.pin.clone(),
+            challenge_id: None,
+            challenge_response: None,
+        });
+        let tries: Vec<_> = (0..TRIES)
+            .map(|_| {
+                let (payer, request) = (payer.clone(), request.clone());
+                // Each try is signed anew (its own nonce), like a real retry.
+                tokio::spawn(async move { payer.client.send(&request).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tries {
+            answers.push(
+                t.await
+                    .unwrap()
+                    .expect("every try hears the payment's answer"),
+            );
+        }
+        assert!(
+            answers.iter().all(|a| a == &answers[0]),
+            "the tries heard different answers: {answers:?}"
+        );
+        let posted: i64 = sqlx::query("SELECT COUNT(*) FROM transfers WHERE id = $1")
+            .bind(&answers[0].id)
+            .fetch_one(ts.pool())
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(posted, 1);
+    }
+    assert_eq!(payer.balance().await, 999);
+    assert_eq!(payee.balance().await, 1_001);
+    let sends: i64 = sqlx::query("SELECT COUNT(*) FROM transfers WHERE kind = 'send'")
+        .fetch_one(ts.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sends, 2, "each payment posted exactly once");
 }

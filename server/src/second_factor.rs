@@ -285,6 +285,7 @@ pub struct Proof {
 /// challenge issued to this device and its right answer. The challenge is
 /// used up here, in the payment's own writer job, so it stands or falls with
 /// the payment, except that a wrong answer is counted and uses it up anyway.
+#[allow(clippy::too_many_arguments)] // each is one fact about the payment; a struct would only rename them
 pub async fn enforce_policy(
     state: &AppState,
     conn: &mut AnyConnection,

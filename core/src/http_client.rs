@@ -2,6 +2,7 @@
 //! device key and turns error bodies back into typed [`ApiError`]s.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use ring::rand::SystemRandom;
 use serde::Serialize;
@@ -43,6 +44,10 @@ pub struct ApiClient {
     base_url: String,
     key: Option<Arc<DeviceKey>>,
     rng: Arc<SystemRandom>,
+    /// Server time minus local time, ms: added to every signed timestamp so
+    /// that a phone whose clock is off still signs requests the server
+    /// accepts. Shared, so a new estimate reaches every copy of the client.
+    clock_offset_ms: Arc<AtomicI64>,
 }
 
 impl ApiClient {
@@ -52,7 +57,14 @@ impl ApiClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             key: None,
             rng: Arc::new(SystemRandom::new()),
+            clock_offset_ms: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    /// Signs with the server's time as `offset_ms` (server minus local) says.
+    pub fn with_clock_offset(mut self, offset_ms: Arc<AtomicI64>) -> ApiClient {
+        self.clock_offset_ms = offset_ms;
+        self
     }
 
     pub fn with_key(mut self, key: Arc<DeviceKey>) -> ApiClient {
@@ -96,7 +108,7 @@ impl ApiClient {
                 method.as_str(),
                 path_and_query,
                 &body,
-                Self::now_ms(),
+                Self::now_ms() + self.clock_offset_ms.load(Ordering::Relaxed),
                 &nonce,
             ) {
                 request = request.header(name, value);

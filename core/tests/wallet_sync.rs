@@ -219,3 +219,39 @@ async fn the_clock_offset_comes_from_the_server_and_is_kept() {
         Some(offset.offset_ms)
     );
 }
+
+/// A phone whose clock moved since its last estimate (here: the kept offset
+/// is ten minutes off) signs requests the server refuses as stale; the
+/// wallet measures the offset again by itself and the sync goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_clock_offset_is_measured_again_and_the_sync_goes_through() {
+    let server = TestServer::start().await;
+    let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
+    let (alice, _) = registered(&server, &alice_home, "Alice").await;
+    let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
+    alice.top_up(1_000).await.unwrap();
+    let draft = alice.draft_send(&bob_phone, 700, "clock").unwrap();
+    alice.queue(draft.id, PIN).unwrap();
+    drop(alice);
+
+    const TEN_MINUTES_MS: i64 = 10 * 60 * 1000;
+    let db = rusqlite::Connection::open(alice_home.data().join(clink_core::wallet::DATABASE_FILE))
+        .unwrap();
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('clock_offset_ms', ?1)",
+        [TEN_MINUTES_MS.to_string()],
+    )
+    .unwrap();
+    drop(db);
+
+    let alice = alice_home.open(&server.url());
+    assert_eq!(alice.clock_offset_ms().unwrap(), Some(TEN_MINUTES_MS));
+    let report = alice.sync_now().await.unwrap();
+    assert_eq!(report.accepted, 1);
+    assert_eq!(report.balance, 300);
+    let offset = alice.clock_offset_ms().unwrap().unwrap();
+    assert!(
+        offset.abs() < 1_000,
+        "a loopback server's clock is ours: offset {offset} ms"
+    );
+}

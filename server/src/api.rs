@@ -428,6 +428,10 @@ impl MoneyRequest {
         &self.key
     }
 
+    pub(crate) fn pin(&self) -> Option<&str> {
+        self.pin.as_deref()
+    }
+
     fn new(
         state: &AppState,
         path: &str,

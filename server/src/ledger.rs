@@ -341,6 +341,22 @@ pub async fn check_pin(
     })
 }
 
+/// The user's PIN salt and keyed hash, read outside the writer for checks
+/// that only sort requests (the writer's [`check_pin`] decides).
+pub async fn pin_hash<'e, E: Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    account: i64,
+) -> AppResult<Option<(String, String)>> {
+    let row = sqlx::query("SELECT pin_salt, pin_hash FROM users WHERE account_id = $1")
+        .bind(account)
+        .fetch_optional(db)
+        .await?;
+    Ok(match row {
+        Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
+        None => None,
+    })
+}
+
 /// Forgets earlier wrong PINs and challenge responses.
 pub async fn clear_wrong_attempts(conn: &mut AnyConnection, account: i64) -> AppResult<()> {
     sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")

@@ -74,6 +74,7 @@ pub async fn sync(
         .filter_map(|p| p.as_ref().ok().map(|(key, _)| key.as_str()))
         .collect();
     let seen = ledger::keys_seen(&state.db.pool, account, &keys).await?;
+    let mut pins = PinsOfThisSync::load(&state, account).await?;
     let mut items = Vec::with_capacity(prepared_items.len());
     for prepared in prepared_items {
         let (key, mut prepared) = match prepared {
@@ -83,6 +84,10 @@ pub async fn sync(
                 continue;
             }
         };
+        if let Some(error) = pins.refuse_repeat(&state, prepared.req.pin()) {
+            items.push(Item::Refused(key, error));
+            continue;
+        }
         prepared.req.seen_before = seen.contains(&key);
         let st = state.clone();
         let job = async move {
@@ -190,6 +195,37 @@ async fn prepare(
     .map_err(fail)?;
     debug_assert_eq!(prepared.req.key(), key);
     Ok((key, prepared))
+}
+
+/// The PIN is typed once when drafts are queued and travels with each of
+/// them. A wrong one must count as one wrong attempt, not one per item (five
+/// queued items would lock the account): the first item carrying it goes to
+/// the ledger and is counted there; later items with the same PIN are
+/// refused here, uncounted. Checked against the stored hash read once per
+/// sync; the ledger still checks every PIN it is given.
+struct PinsOfThisSync {
+    stored: Option<(String, String)>,
+    wrong_seen: std::collections::HashSet<String>,
+}
+
+impl PinsOfThisSync {
+    async fn load(state: &AppState, account: i64) -> AppResult<Self> {
+        Ok(PinsOfThisSync {
+            stored: ledger::pin_hash(&state.db.pool, account).await?,
+            wrong_seen: Default::default(),
+        })
+    }
+
+    fn refuse_repeat(&mut self, state: &AppState, pin: Option<&str>) -> Option<AppError> {
+        let (pin, (salt, hash)) = (pin?, self.stored.as_ref()?);
+        if state.secret.verify(salt, pin, hash) || self.wrong_seen.insert(pin.to_string()) {
+            return None;
+        }
+        Some(AppError::new(
+            ErrorCode::WrongPin,
+            "wrong PIN (the same one as an earlier item of this sync, counted once); queue the item again with the right PIN",
+        ))
+    }
 }
 
 enum ItemBody {

@@ -11,6 +11,7 @@ use common::{Backend, TestServer, User, key};
 on_both_backends!(
     items_run_once_in_order_and_refusals_do_not_stop_the_batch,
     tampered_stale_and_oversized_syncs_are_refused,
+    a_wrong_pin_on_many_items_counts_once,
 );
 
 fn now_ms() -> i64 {
@@ -25,12 +26,24 @@ fn send_item(
     idempotency_key: &str,
     signed_at_ms: i64,
 ) -> SyncItem {
+    send_item_with_pin(user, to, amount, idempotency_key, signed_at_ms, &user.pin)
+}
+
+/// A send item confirmed with `pin`, right or not.
+fn send_item_with_pin(
+    user: &User,
+    to: &User,
+    amount: i64,
+    idempotency_key: &str,
+    signed_at_ms: i64,
+    pin: &str,
+) -> SyncItem {
     let body = serde_json::to_string(&SendRequest {
         idempotency_key: idempotency_key.into(),
         payee: to.phone.clone(),
         amount,
         memo: "sync".into(),
-        pin: user.pin.clone(),
+        pin: pin.into(),
         challenge_id: None,
         challenge_response: None,
     })
@@ -180,4 +193,38 @@ async fn tampered_stale_and_oversized_syncs_are_refused(backend: Backend) {
         other => panic!("expected a 400, got {other:?}"),
     }
     assert_eq!(alice.balance().await, 1_000);
+}
+
+/// Drafts queued with a mistyped PIN all carry it; the mistake counts as one
+/// wrong attempt, not one per item, so it does not lock the account.
+async fn a_wrong_pin_on_many_items_counts_once(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = ts.user("Alice", "1234").await;
+    let bob = ts.user("Bob", "1234").await;
+    alice.deposit(1_000).await;
+    let now = now_ms();
+    let mut items: Vec<SyncItem> = (0..10)
+        .map(|_| send_item_with_pin(&alice, &bob, 10, &item_key(), now, "9999"))
+        .collect();
+    items.push(send_item(&alice, &bob, 10, &item_key(), now));
+    let response = sync(&alice, items).await.unwrap();
+    let codes: Vec<_> = response.results.iter().map(rejected_code).collect();
+    assert!(
+        codes[..10].iter().all(|c| *c == Some(ErrorCode::WrongPin)),
+        "every item with the wrong PIN is refused: {codes:?}"
+    );
+    assert_eq!(codes[10], None, "the item with the right PIN posts");
+    let counted: Vec<_> = response.results[..10]
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            SyncOutcome::Rejected { error } => error.attempts_remaining,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counted, vec![4], "one wrong attempt counted, four remain");
+    // Not locked: a payment with the right PIN goes through.
+    alice.send(&bob, 5).await.unwrap();
+    assert_eq!(alice.balance().await, 1_000 - 10 - 5);
 }

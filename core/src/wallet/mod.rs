@@ -25,6 +25,7 @@ pub mod network;
 mod seal;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -196,6 +197,8 @@ struct Inner {
     rng: SystemRandom,
     sealer: seal::Sealer,
     client: Mutex<Option<(Arc<DeviceKey>, ApiClient)>>,
+    /// The last clock offset estimate, shared with the API client's signing.
+    clock_offset_ms: Arc<AtomicI64>,
     listener: Mutex<Option<Arc<dyn WalletListener>>>,
     /// One sync at a time, so two never send the same batch.
     sync_running: tokio::sync::Mutex<()>,
@@ -235,10 +238,16 @@ impl Wallet {
         let store = Store::open(&Path::new(data_dir).join(DATABASE_FILE))?;
         let rng = SystemRandom::new();
         let sealer = seal::Sealer::load_or_create(secrets.as_ref(), &rng)?;
+        let clock_offset_ms = Arc::new(AtomicI64::new(
+            store.meta_i64(META_CLOCK_OFFSET)?.unwrap_or(0),
+        ));
         let client = match secrets.get(secrets::DEVICE_SIGNING_KEY)? {
             Some(_) => {
                 let key = Arc::new(secrets::device_key(secrets.as_ref(), &rng)?);
-                Some((key.clone(), ApiClient::new(server_url).with_key(key)))
+                let client = ApiClient::new(server_url)
+                    .with_key(key.clone())
+                    .with_clock_offset(clock_offset_ms.clone());
+                Some((key, client))
             }
             None => None,
         };
@@ -250,6 +259,7 @@ impl Wallet {
                 rng,
                 sealer,
                 client: Mutex::new(client),
+                clock_offset_ms,
                 listener: Mutex::new(None),
                 sync_running: tokio::sync::Mutex::new(()),
             }),
@@ -296,10 +306,10 @@ impl Wallet {
                     self.inner.secrets.as_ref(),
                     &self.inner.rng,
                 )?);
-                *slot = Some((
-                    key.clone(),
-                    ApiClient::new(&self.inner.server_url).with_key(key),
-                ));
+                let client = ApiClient::new(&self.inner.server_url)
+                    .with_key(key.clone())
+                    .with_clock_offset(self.inner.clock_offset_ms.clone());
+                *slot = Some((key, client));
             }
             slot.clone().expect("set above").1
         };
@@ -663,17 +673,28 @@ impl Wallet {
     }
 
     /// One sync request, retried with exponential backoff and jitter while
-    /// the failure is passing (network, 5xx). Each try is signed afresh.
+    /// the failure is passing (network, 5xx). Each try is signed afresh. A
+    /// request refused for its timestamp means the phone's clock moved since
+    /// the last estimate (or there was none): the wallet measures the offset
+    /// again and tries once more.
     async fn post_sync(
         &self,
         client: &ApiClient,
         request: &SyncRequest,
     ) -> Result<SyncResponse, WalletError> {
         let mut attempt = 0;
+        let mut clock_checked = false;
         loop {
             let result = client
                 .call::<SyncResponse>(reqwest::Method::POST, paths::SYNC, Some(request), true)
                 .await;
+            if let Err(ClientError::Api(e)) = &result {
+                if e.code == ErrorCode::StaleTimestamp && !clock_checked {
+                    clock_checked = true;
+                    self.estimate_clock_offset().await?;
+                    continue;
+                }
+            }
             let passing = match &result {
                 Ok(_) => false,
                 Err(ClientError::Transport(_)) => true,
@@ -785,6 +806,9 @@ impl Wallet {
         })?;
         self.store()
             .set_meta(META_CLOCK_OFFSET, &offset.offset_ms.to_string())?;
+        self.inner
+            .clock_offset_ms
+            .store(offset.offset_ms, Ordering::Relaxed);
         Ok(offset)
     }
 

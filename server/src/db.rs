@@ -91,13 +91,20 @@ impl Database {
         Ok(Database { backend, pool, url })
     }
 
-    /// A connection of its own for the ledger writer.
-    pub async fn writer_connection(&self) -> Result<AnyConnection, sqlx::Error> {
-        let options = AnyConnectOptions::from_str(&self.url)?.disable_statement_logging();
-        let mut conn = AnyConnection::connect_with(&options).await?;
-        if self.backend == Backend::Sqlite {
-            conn.execute(SQLITE_PRAGMAS).await?;
+    /// Makes the ledger writer's own connection when awaited (on the
+    /// writer's runtime).
+    pub fn writer_connector(
+        &self,
+    ) -> impl std::future::Future<Output = Result<AnyConnection, sqlx::Error>> + Send + 'static
+    {
+        let (url, backend) = (self.url.clone(), self.backend);
+        async move {
+            let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+            let mut conn = AnyConnection::connect_with(&options).await?;
+            if backend == Backend::Sqlite {
+                conn.execute(SQLITE_PRAGMAS).await?;
+            }
+            Ok(conn)
         }
-        Ok(conn)
     }
 }

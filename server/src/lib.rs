@@ -95,7 +95,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
         .map_err(StartError::Secret)?;
     let db = Database::open(&config.database_url).await?;
     let system = SystemAccounts::load(&db.pool).await?;
-    let writer = Writer::spawn(db.writer_connection().await?, db.backend, config.max_batch);
+    let writer = Writer::spawn(&db, config.max_batch).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {

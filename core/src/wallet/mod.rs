@@ -688,12 +688,13 @@ impl Wallet {
             let result = client
                 .call::<SyncResponse>(reqwest::Method::POST, paths::SYNC, Some(request), true)
                 .await;
-            if let Err(ClientError::Api(e)) = &result {
-                if e.code == ErrorCode::StaleTimestamp && !clock_checked {
-                    clock_checked = true;
-                    self.estimate_clock_offset().await?;
-                    continue;
-                }
+            if let Err(ClientError::Api(e)) = &result
+                && e.code == ErrorCode::StaleTimestamp
+                && !clock_checked
+            {
+                clock_checked = true;
+                self.estimate_clock_offset().await?;
+                continue;
             }
             let passing = match &result {
                 Ok(_) => false,

@@ -91,20 +91,43 @@ impl Database {
         Ok(Database { backend, pool, url })
     }
 
-    /// Makes the ledger writer's own connection when awaited (on the
-    /// writer's runtime).
-    pub fn writer_connector(
-        &self,
-    ) -> impl std::future::Future<Output = Result<AnyConnection, sqlx::Error>> + Send + 'static
-    {
-        let (url, backend) = (self.url.clone(), self.backend);
-        async move {
-            let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-            let mut conn = AnyConnection::connect_with(&options).await?;
-            if backend == Backend::Sqlite {
-                conn.execute(SQLITE_PRAGMAS).await?;
-            }
-            Ok(conn)
+    /// What the ledger writer needs to open (and reopen) its own connection.
+    pub fn writer_connector(&self) -> WriterConnector {
+        WriterConnector {
+            url: self.url.clone(),
+            backend: self.backend,
         }
+    }
+}
+
+/// Opens the ledger writer's connection, on the writer's own runtime.
+#[derive(Clone)]
+pub struct WriterConnector {
+    url: String,
+    pub backend: Backend,
+}
+
+/// How the writer's connection names itself to PostgreSQL, for operators
+/// (and tests) looking at `pg_stat_activity`.
+pub const WRITER_APPLICATION_NAME: &str = "clink-ledger-writer";
+
+impl WriterConnector {
+    pub async fn connect(&self) -> Result<AnyConnection, sqlx::Error> {
+        let url = match self.backend {
+            Backend::Postgres => {
+                let sep = if self.url.contains('?') { '&' } else { '?' };
+                format!(
+                    "{}{sep}application_name={WRITER_APPLICATION_NAME}",
+                    self.url
+                )
+            }
+            Backend::Sqlite => self.url.clone(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let mut conn = AnyConnection::connect_with(&options).await?;
+        if self.backend == Backend::Sqlite {
+            conn.execute(SQLITE_PRAGMAS).await?;
+        }
+        Ok(conn)
     }
 }

@@ -9,11 +9,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
-use sqlx::{AnyConnection, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Backend, Database};
+use crate::db::{Backend, Database, WriterConnector};
 use crate::error::AppError;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,8 +56,7 @@ impl Writer {
         let max_batch = max_batch.max(1);
         let (jobs, rx) = mpsc::channel::<Job>(max_batch * 4);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let connect = db.writer_connector();
-        let backend = db.backend;
+        let connector = db.writer_connector();
         std::thread::Builder::new()
             .name("clink-ledger-writer".into())
             .spawn(move || {
@@ -71,10 +71,10 @@ impl Writer {
                     }
                 };
                 runtime.block_on(async move {
-                    match connect.await {
+                    match connector.connect().await {
                         Ok(conn) => {
                             let _ = ready_tx.send(Ok(()));
-                            run(conn, backend, rx, max_batch).await;
+                            run(connector, conn, rx, max_batch).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -115,24 +115,52 @@ impl Writer {
 }
 
 async fn run(
+    connector: WriterConnector,
     mut conn: AnyConnection,
-    backend: Backend,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let mut delivers = Vec::with_capacity(batch.len());
-        let committed = run_batch(&mut conn, backend, &mut batch, &mut delivers).await;
+        let committed = run_batch(&mut conn, connector.backend, &mut batch, &mut delivers).await;
         if let Err(e) = &committed {
             tracing::error!(error = %e, "ledger batch failed; rolled back");
             let _ = conn.execute("ROLLBACK").await;
         }
+        // Answers first: a caller whose batch failed may retry at once
+        // (its idempotency key makes that safe, even if the commit did
+        // happen and only its acknowledgement was lost).
         for deliver in delivers {
             deliver(committed.clone());
         }
+        if committed.is_err() && conn.ping().await.is_err() {
+            conn = reconnect(&connector).await;
+        }
     }
 }
+
+/// A new connection for the writer after the old one broke (the database
+/// restarted, a network blip to PostgreSQL). Jobs wait in the queue
+/// meanwhile; retries back off up to [`MAX_RECONNECT_DELAY`].
+async fn reconnect(connector: &WriterConnector) -> AnyConnection {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match connector.connect().await {
+            Ok(conn) => {
+                tracing::warn!("ledger writer reconnected");
+                return conn;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?delay, "ledger writer cannot reconnect");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            }
+        }
+    }
+}
+
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 async fn run_batch(
     conn: &mut AnyConnection,

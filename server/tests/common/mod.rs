@@ -210,6 +210,9 @@ pub fn code_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ApiError {
 }
 
 /// Runs each scenario against SQLite and PostgreSQL.
+// `crate::common` is meant: the macro is used only by the test crate that
+// declares `mod common`.
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

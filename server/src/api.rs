@@ -156,24 +156,17 @@ async fn register(State(state): St, body: Result<Bytes, BytesRejection>) -> AppR
     let code_hash = state
         .secret
         .hash(&registration_salt(&phone, &req.public_key), &code);
-    let expires_at = now_ms() + state.config.otp_ttl_secs as i64 * 1000;
+    let now = now_ms();
+    let expires_at = now + state.config.otp_ttl_secs as i64 * 1000;
+    let limits = CodeLimits::of(&state.config);
     let (phone_text, key) = (phone.as_e164().to_string(), req.public_key.clone());
     state
         .writer
         .run(move |conn| {
             Box::pin(async move {
-                let r = sqlx::query(
-                    "INSERT INTO registrations (phone, public_key, code_hash, attempts, expires_at) VALUES ($1, $2, $3, 0, $4)
-                     ON CONFLICT (phone) DO UPDATE SET public_key = excluded.public_key,
-                        code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at",
+                Outcome::from_result(
+                    store_code(conn, &phone_text, &key, &code_hash, expires_at, now, limits).await,
                 )
-                .bind(phone_text)
-                .bind(key)
-                .bind(code_hash)
-                .bind(expires_at)
-                .execute(conn)
-                .await;
-                Outcome::from_result(r.map(|_| ()).map_err(AppError::from))
             })
         })
         .await?;
@@ -186,6 +179,90 @@ async fn register(State(state): St, body: Result<Bytes, BytesRejection>) -> AppR
         }),
     )
         .into_response())
+}
+
+/// How often codes may go to one number: every text costs money and each
+/// new code is a fresh set of guesses, so neither may be had at will.
+#[derive(Clone, Copy)]
+struct CodeLimits {
+    resend_ms: i64,
+    max_per_hour: i64,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl CodeLimits {
+    fn of(config: &crate::config::Config) -> Self {
+        CodeLimits {
+            resend_ms: config.otp_resend_secs as i64 * 1000,
+            max_per_hour: config.otp_max_per_hour as i64,
+        }
+    }
+}
+
+/// Stores a new code for `phone` unless the limits forbid sending one now.
+/// One guarded statement, so server instances sharing the database cannot
+/// both slip under a limit.
+async fn store_code(
+    conn: &mut AnyConnection,
+    phone: &str,
+    public_key: &str,
+    code_hash: &str,
+    expires_at: i64,
+    now: i64,
+    limits: CodeLimits,
+) -> AppResult<()> {
+    let stored = sqlx::query(
+        "INSERT INTO registrations (phone, public_key, code_hash, attempts, expires_at, codes_sent, window_started_at, last_sent_at)
+         VALUES ($1, $2, $3, 0, $4, 1, $5, $5)
+         ON CONFLICT (phone) DO UPDATE SET public_key = excluded.public_key,
+            code_hash = excluded.code_hash, attempts = 0, expires_at = excluded.expires_at,
+            codes_sent = CASE WHEN registrations.window_started_at <= $6 THEN 1 ELSE registrations.codes_sent + 1 END,
+            window_started_at = CASE WHEN registrations.window_started_at <= $6 THEN excluded.window_started_at ELSE registrations.window_started_at END,
+            last_sent_at = excluded.last_sent_at
+         WHERE registrations.last_sent_at <= $7
+            AND (registrations.window_started_at <= $6 OR registrations.codes_sent < $8)",
+    )
+    .bind(phone)
+    .bind(public_key)
+    .bind(code_hash)
+    .bind(expires_at)
+    .bind(now)
+    .bind(now - HOUR_MS)
+    .bind(now - limits.resend_ms)
+    .bind(limits.max_per_hour)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if stored == 1 {
+        return Ok(());
+    }
+    let row = sqlx::query(
+        "SELECT codes_sent, window_started_at, last_sent_at FROM registrations WHERE phone = $1",
+    )
+    .bind(phone)
+    .fetch_one(conn)
+    .await?;
+    let (sent, window_start, last): (i64, i64, i64) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let (retry_at, why) = if sent >= limits.max_per_hour && window_start > now - HOUR_MS {
+        (
+            window_start + HOUR_MS,
+            format!("{sent} codes went to this number in the last hour"),
+        )
+    } else {
+        (
+            last + limits.resend_ms,
+            "a code went to this number moments ago".to_string(),
+        )
+    };
+    let wait_s = ((retry_at - now).max(0) + 999) / 1000;
+    let mut e = AppError::new(
+        ErrorCode::TooManyRequests,
+        format!("{why}; ask for a new one in {wait_s} s"),
+    );
+    e.0.retry_after_ms = Some(retry_at);
+    Err(e)
 }
 
 fn registration_salt(phone: &PhoneNumber, public_key: &str) -> String {

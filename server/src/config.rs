@@ -57,6 +57,14 @@ pub struct Config {
     #[arg(long, env = "CLINK_OTP_TTL_SECS", default_value_t = 10 * 60)]
     pub otp_ttl_secs: u64,
 
+    /// Least time between two registration codes to one number.
+    #[arg(long, env = "CLINK_OTP_RESEND_SECS", default_value_t = 30)]
+    pub otp_resend_secs: u64,
+
+    /// Most registration codes sent to one number in an hour.
+    #[arg(long, env = "CLINK_OTP_MAX_PER_HOUR", default_value_t = 5)]
+    pub otp_max_per_hour: u32,
+
     /// How often expired claims, nonces and idempotency records are swept.
     #[arg(long, env = "CLINK_SWEEP_SECS", default_value_t = 5)]
     pub sweep_secs: u64,

@@ -13,6 +13,7 @@ use ring::rand::SystemRandom;
 
 on_both_backends!(
     registration_opens_an_empty_account_and_refuses_bad_codes,
+    registration_codes_are_rate_limited_per_number,
     send_moves_money_once_and_notifies_the_payee,
     claim_waits_in_the_payers_inbox_until_approved,
     declined_and_cancelled_claims_move_no_money,
@@ -973,4 +974,69 @@ async fn history_pages_newest_first(backend: Backend) {
     assert_eq!(seen[6].kind, TransferKind::Deposit);
     let e = code_of(alice.client.history(None, 0).await);
     assert_eq!(e.code, ErrorCode::InvalidRequest);
+}
+
+/// Codes cost a text message each and give a fresh set of guesses, so one
+/// number gets a new code at most every `otp_resend_secs` and at most
+/// `otp_max_per_hour` an hour; a refusal says when to ask again.
+async fn registration_codes_are_rate_limited_per_number(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |c| {
+        c.otp_resend_secs = 0;
+        c.otp_max_per_hour = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let phone = common::fresh_phone();
+    let (key, _) = DeviceKey::generate(&SystemRandom::new()).unwrap();
+    let client = ApiClient::new(&ts.url()).with_key(key.into());
+    let mut e164 = String::new();
+    for _ in 0..3 {
+        e164 = client
+            .register(&phone)
+            .await
+            .unwrap()
+            .phone
+            .as_e164()
+            .to_string();
+    }
+    let before = clink_server::now_ms();
+    let e = code_of(client.register(&phone).await);
+    assert_eq!(e.code, ErrorCode::TooManyRequests);
+    assert_eq!(e.status(), 429);
+    let retry_at = e.retry_after_ms.expect("says when to ask again");
+    assert!(
+        retry_at > before + 3_590_000 && retry_at <= before + 3_600_000,
+        "an hour after the first code: {retry_at} vs now {before}"
+    );
+    // The last code sent still works: a refusal changes nothing.
+    let code = ts.otp.last_code(&e164).unwrap();
+    client
+        .verify(&VerifyRequest {
+            phone: phone.clone(),
+            code,
+            display_name: "Dora".into(),
+            pin: "1234".into(),
+        })
+        .await
+        .unwrap();
+
+    // The resend pause: a second code within it is refused; other numbers
+    // are not affected.
+    let Some(ts) = TestServer::start(backend, |c| c.otp_resend_secs = 30).await else {
+        return;
+    };
+    let client = ApiClient::new(&ts.url())
+        .with_key(DeviceKey::generate(&SystemRandom::new()).unwrap().0.into());
+    let phone = common::fresh_phone();
+    client.register(&phone).await.unwrap();
+    let e = code_of(client.register(&phone).await);
+    assert_eq!(e.code, ErrorCode::TooManyRequests);
+    let wait_ms = e.retry_after_ms.unwrap() - clink_server::now_ms();
+    assert!(
+        (25_000..=30_000).contains(&wait_ms),
+        "about 30 s: {wait_ms}"
+    );
+    client.register(&common::fresh_phone()).await.unwrap();
 }

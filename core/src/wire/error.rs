@@ -22,6 +22,8 @@ pub enum ErrorCode {
     WrongCode,
     CodeExpired,
     AlreadyRegistered,
+    /// Too many registration codes asked for one number; see `retry_after_ms`.
+    TooManyRequests,
     // Money.
     UnknownPayee,
     SelfTransfer,
@@ -66,6 +68,7 @@ impl ErrorCode {
             CodeExpired | ClaimExpired | ChallengeExpired => 410,
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,
+            TooManyRequests => 429,
             Unavailable => 503,
             Internal => 500,
         }
@@ -95,6 +98,9 @@ pub struct ApiError {
     /// string where it went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// With `too_many_requests`: when the same request can succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<i64>,
 }
 
 impl ApiError {
@@ -105,6 +111,7 @@ impl ApiError {
             attempts_remaining: None,
             locked_until_ms: None,
             position: None,
+            retry_after_ms: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct HeardToken {
     pub heard_after: Duration,
 }
 
+/// Samples given to the decoder at a time, so a token's time is known to
+/// about 20 ms however much audio a capture delivers at once.
+const DECODE_CHUNK: usize = 1_024;
+
 type TokenCallback = Box<dyn FnMut(&HeardToken) -> ControlFlow<()> + Send>;
 
 /// Decodes acoustic tokens from captured audio.
@@ -86,18 +90,20 @@ impl TokenSink {
 
 impl AudioSink for TokenSink {
     fn accept(&mut self, samples: &[f32]) -> ControlFlow<()> {
-        self.samples_seen += samples.len() as u64;
-        let heard_after =
-            Duration::from_secs_f64(self.samples_seen as f64 / f64::from(self.sample_rate_hz));
         let mut flow = ControlFlow::Continue(());
-        for token in self.decoder.push(samples) {
-            let heard = HeardToken { token, heard_after };
-            if let Some(callback) = self.on_token.as_mut()
-                && callback(&heard).is_break()
-            {
-                flow = ControlFlow::Break(());
+        for chunk in samples.chunks(DECODE_CHUNK) {
+            self.samples_seen += chunk.len() as u64;
+            let heard_after =
+                Duration::from_secs_f64(self.samples_seen as f64 / f64::from(self.sample_rate_hz));
+            for token in self.decoder.push(chunk) {
+                let heard = HeardToken { token, heard_after };
+                if let Some(callback) = self.on_token.as_mut()
+                    && callback(&heard).is_break()
+                {
+                    flow = ControlFlow::Break(());
+                }
+                self.heard.push(heard);
             }
-            self.heard.push(heard);
         }
         flow
     }

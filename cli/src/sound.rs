@@ -170,6 +170,7 @@ pub fn decode_wav(path: &Path, profile: Profile) -> Result<Vec<Heard>, SoundErro
 
 /// How to listen on a device.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "audio"), allow(dead_code))]
 pub struct ListenOptions {
     pub profile: Profile,
     /// `None` for the default microphone.
@@ -280,6 +281,7 @@ pub fn listen_for_token(options: &ListenOptions) -> Result<Option<Token>, SoundE
 
 /// How to play on a device.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "audio"), allow(dead_code))]
 pub struct PlayOptions {
     pub profile: Profile,
     /// `None` for the default speaker.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use audio_support::*;
 use clink_core::acoustic::{Profile, Token, TokenModem};
 use clink_core::audio::{AudioError, Capture, CaptureOptions, Recorder, SampleFormat, TokenSink};
+use clink_core::bump::AmbientFingerprint;
 
 const TOKEN: Token = *b"mic-capture-0001";
 
@@ -50,15 +51,20 @@ fn captures_a_recorded_token_and_sweep_sample_by_sample_through_alsa() {
     assert_eq!(info.device_channels, 1);
     assert_eq!(info.device_format, SampleFormat::F32);
     let capture_len = sweep_end + samples(0.5);
+    // The ring holds 4 s, more than this capture, so however late this
+    // thread reads, nothing inside the capture can be dropped.
     let mut sinks = (
-        Recorder::new(RATE_HZ),
-        TokenSink::new(Profile::NearUltrasound, RATE_HZ).unwrap(),
+        (
+            Recorder::new(RATE_HZ),
+            TokenSink::new(Profile::NearUltrasound, RATE_HZ).unwrap(),
+        ),
+        Recorder::for_fingerprint(RATE_HZ),
     );
     let duration = Duration::from_secs_f64(capture_len as f64 / f64::from(RATE_HZ));
     let summary = capture.run(duration, &mut sinks).unwrap();
     assert_eq!(summary.samples, capture_len as u64);
     assert!(!summary.stopped_by_sink);
-    let (recorder, tokens) = sinks;
+    let ((recorder, tokens), fingerprint_window) = sinks;
     let captured = recorder.samples();
     assert_eq!(captured.len(), capture_len);
     let first_difference = captured
@@ -75,6 +81,14 @@ fn captures_a_recorded_token_and_sweep_sample_by_sample_through_alsa() {
     );
     let heard: Vec<Token> = tokens.heard().iter().map(|h| h.token).collect();
     assert_eq!(heard, vec![TOKEN]);
+    // The fingerprint sink kept the last 2.4 s, as a bump needs.
+    let window = fingerprint_window.len();
+    assert_eq!(window, samples(2.4));
+    assert_eq!(
+        fingerprint_window.fingerprint().unwrap(),
+        AmbientFingerprint::from_audio(&signal[capture_len - window..capture_len], RATE_HZ)
+            .unwrap()
+    );
     drop(capture);
 
     // A reader that falls behind loses the newest frames, counted, while

@@ -7,12 +7,15 @@
 //! database, and they work in containers and CI, where keyutils often does
 //! not. Secrets are never printed.
 
+mod sound;
+
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand};
+use clink_core::acoustic::Profile;
 use clink_core::secrets::SecretStore;
 use clink_core::wallet::{
     Draft, DraftKind, FileSecretStore, OutboxItem, OutboxState, Wallet, WalletError, WalletEvent,
@@ -85,6 +88,59 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Listen for sound tokens on the microphone (or in a WAV file) and
+    /// print each one in hex. Needs no wallet.
+    Listen {
+        /// Stop after this many seconds of audio.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop at the first token.
+        #[arg(long)]
+        first: bool,
+        #[arg(long, value_enum, default_value_t = ProfileArg::Ultrasonic)]
+        profile: ProfileArg,
+        /// Input device name or id; the default microphone otherwise.
+        #[arg(long)]
+        device: Option<String>,
+        /// Decode this WAV file instead of listening.
+        #[arg(long = "in", value_name = "FILE.wav", conflicts_with = "device")]
+        input: Option<PathBuf>,
+    },
+    /// Play a 16-byte token (32 hex digits) as sound on the speaker, or write
+    /// it to a WAV file. Needs no wallet.
+    PlayToken {
+        #[arg(value_name = "HEX")]
+        token: String,
+        #[arg(long, value_enum, default_value_t = ProfileArg::Ultrasonic)]
+        profile: ProfileArg,
+        /// Sample rate to ask of the device or to write (48000 by default).
+        #[arg(long, value_name = "HZ")]
+        rate: Option<u32>,
+        /// Output device name or id; the default speaker otherwise.
+        #[arg(long)]
+        device: Option<String>,
+        /// Write a WAV file instead of playing.
+        #[arg(long, value_name = "FILE.wav", conflicts_with = "device")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The acoustic token's band.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    /// 17.5–20 kHz, inaudible to most adults.
+    Ultrasonic,
+    /// 1.5–4 kHz, for speakers and microphones that cut off high frequencies.
+    Audible,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(arg: ProfileArg) -> Profile {
+        match arg {
+            ProfileArg::Ultrasonic => Profile::NearUltrasound,
+            ProfileArg::Audible => Profile::Audible,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -190,6 +246,57 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Listen {
+            seconds,
+            first,
+            profile,
+            device,
+            input,
+        } => {
+            let options = sound::ListenOptions {
+                profile: (*profile).into(),
+                device: device.clone(),
+                duration: listen_duration(*seconds)?,
+                first: *first,
+            };
+            return listen(&options, input.as_deref(), cli.json);
+        }
+        Command::PlayToken {
+            token,
+            profile,
+            rate,
+            device,
+            out,
+        } => {
+            let token = sound::parse_token(token).map_err(|e| e.to_string())?;
+            let played = match out {
+                Some(path) => sound::write_token_wav(&token, (*profile).into(), *rate, path),
+                None => sound::play_token(
+                    &token,
+                    &sound::PlayOptions {
+                        profile: (*profile).into(),
+                        device: device.clone(),
+                        sample_rate_hz: *rate,
+                    },
+                ),
+            }
+            .map_err(|e| e.to_string())?;
+            if cli.json {
+                print_json(&played);
+            } else {
+                println!(
+                    "played {} to {} ({} Hz, {:.3} s)",
+                    hex::encode(played.token),
+                    played.to,
+                    played.sample_rate_hz,
+                    played.duration_s
+                );
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let home = home_dir(&cli)?;
     if let Command::Init = cli.command {
         std::fs::create_dir_all(&home)
@@ -210,7 +317,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     let wallet = open(&cli, &home)?;
     let json = cli.json;
     match &cli.command {
-        Command::Init => unreachable!("handled above"),
+        Command::Init | Command::Listen { .. } | Command::PlayToken { .. } => {
+            unreachable!("handled above")
+        }
         Command::Register { phone } => {
             let started = wallet.register(phone).await.map_err(explain)?;
             if json {
@@ -394,6 +503,82 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn listen_duration(seconds: f64) -> Result<std::time::Duration, String> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 24.0 * 3600.0) {
+        return Err(format!(
+            "--seconds must be a positive number of seconds up to a day, not {seconds}"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// `clink listen`: tokens go to standard output as they are heard (hex, or
+/// one JSON object a line), everything else to standard error.
+fn listen(
+    options: &sound::ListenOptions,
+    input: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), String> {
+    let print = move |heard: &sound::Heard| {
+        if json {
+            println!("{}", serde_json::to_string(heard).expect("serialisable"));
+        } else {
+            println!("{}", hex::encode(heard.token));
+        }
+    };
+    let (heard_any, seconds) = match input {
+        Some(path) => {
+            let mut heard = sound::decode_wav(path, options.profile).map_err(|e| e.to_string())?;
+            if options.first {
+                heard.truncate(1);
+            }
+            heard.iter().for_each(print);
+            (!heard.is_empty(), None)
+        }
+        None => {
+            let listened = sound::listen(
+                options,
+                |opened| {
+                    let asked = if opened.sample_rate_hz == opened.requested_rate_hz {
+                        String::new()
+                    } else {
+                        format!(
+                            ", the device's rate; {} Hz was asked",
+                            opened.requested_rate_hz
+                        )
+                    };
+                    eprintln!(
+                        "listening on {} at {} Hz{asked} for {} s",
+                        opened.device,
+                        opened.sample_rate_hz,
+                        options.duration.as_secs_f64()
+                    );
+                },
+                print,
+            )
+            .map_err(|e| e.to_string())?;
+            if listened.dropped_frames > 0 {
+                eprintln!(
+                    "warning: {} frames were lost because clink fell behind the microphone",
+                    listened.dropped_frames
+                );
+            }
+            (!listened.tokens.is_empty(), Some(listened.seconds))
+        }
+    };
+    if !heard_any {
+        let what = match seconds {
+            Some(s) => format!("no token heard in {s:.1} s"),
+            None => "no token in the file".to_string(),
+        };
+        if options.first {
+            return Err(what);
+        }
+        eprintln!("{what}");
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! touch the outside world say so in their names.
 
 pub mod acoustic;
+#[cfg(feature = "audio-io")]
+pub mod audio;
 pub mod bump;
 pub mod challenge;
 pub mod damm;

@@ -4,7 +4,9 @@
 #
 # start_test_server exports CLINK_TEST_SERVER_URL and CLINK_TEST_OTP_FILE
 # (registration codes as `<e164> <code>` lines); stop_test_server stops the
-# server and removes its files. Callers stop it from an EXIT trap.
+# server and removes its files. Callers stop it from an EXIT trap, passing
+# the exit status: `trap 'stop_test_server $?' EXIT`; after a failure the
+# end of the server's log is printed.
 
 TEST_SERVER_PID=
 TEST_SERVER_DIR=
@@ -42,6 +44,11 @@ start_test_server() {
 }
 
 stop_test_server() {
+    local status="${1:-0}"
+    if [[ "$status" != 0 && -f "$TEST_SERVER_DIR/server.log" ]]; then
+        echo "== the end of clink-server's log" >&2
+        tail -n 30 "$TEST_SERVER_DIR/server.log" >&2
+    fi
     if [[ -n "$TEST_SERVER_PID" ]]; then
         # SIGINT: the server's graceful shutdown.
         kill -INT "$TEST_SERVER_PID" 2>/dev/null || true

@@ -2,11 +2,34 @@
 //! without crossing the FFI, so their difference is the cost of the
 //! boundary. `cargo bench -p clink-ffi --bench native`.
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clink_ffi::acoustic::acoustic_token_len;
 use clink_ffi::dtmf::{DtmfDetector, dtmf_synth_config_default, synthesize_dtmf_f32};
+use clink_ffi::secrets::{SecretError, SecretStore};
+use clink_ffi::wallet::Wallet;
+
+/// The app's keychain, as the Kotlin and Python benchmarks have it: a map.
+#[derive(Default)]
+struct MapStore(Mutex<HashMap<String, Vec<u8>>>);
+
+impl SecretStore for MapStore {
+    fn get(&self, name: String) -> Result<Option<Vec<u8>>, SecretError> {
+        Ok(self.0.lock().unwrap().get(&name).cloned())
+    }
+
+    fn put(&self, name: String, secret: Vec<u8>) -> Result<(), SecretError> {
+        self.0.lock().unwrap().insert(name, secret);
+        Ok(())
+    }
+
+    fn delete(&self, name: String) -> Result<bool, SecretError> {
+        Ok(self.0.lock().unwrap().remove(&name).is_some())
+    }
+}
 
 /// Median nanoseconds per call of `body` over `rounds` timed rounds.
 fn median_ns(rounds: usize, calls_per_round: u32, mut body: impl FnMut()) -> f64 {
@@ -57,4 +80,30 @@ fn main() {
             ns,
         );
     }
+    // The wallet's local reads: a number, and a list of records, from its
+    // SQLite store (no server: nothing here goes to the network).
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let wallet = Wallet::open(
+        dir.path().to_str().expect("UTF-8 path").into(),
+        "http://127.0.0.1:9".into(),
+        Arc::new(MapStore::default()),
+    )
+    .expect("the wallet opens");
+    report(
+        "Wallet.balance() (local store)",
+        median_ns(51, 2_000, || {
+            black_box(wallet.balance().expect("balance"));
+        }),
+    );
+    for i in 0..20 {
+        wallet
+            .draft_send("090-1234-5678".into(), 100 + i, "lunch".into())
+            .expect("a draft");
+    }
+    report(
+        "Wallet.drafts(), 20 drafts (local store)",
+        median_ns(51, 500, || {
+            black_box(wallet.drafts().expect("drafts"));
+        }),
+    );
 }

@@ -20,6 +20,9 @@ pub mod dialstring;
 pub mod dtmf;
 pub mod phone;
 pub mod secrets;
+pub mod wallet;
+pub mod wallet_error;
+pub mod wallet_types;
 
 mod lock;
 

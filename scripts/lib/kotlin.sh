@@ -5,12 +5,17 @@
 # kotlinc comes from the npm package kotlin-compiler, unpacked under
 # target/ (nothing global). JNA is Debian's libjna-java (its native part is
 # in libjna-jni); set JNA_JAR to use another jar, e.g. Maven Central's.
+# kotlinx-coroutines (the generated code's `suspend` functions need it) is
+# the jar the same npm package ships in its lib/ (1.8.0 with 2.4.20; Debian's
+# libkotlinx-coroutines-java is 1.0, too old); set COROUTINES_JAR to use
+# another, e.g. Maven Central's kotlinx-coroutines-core-jvm.
 
 KOTLIN_VERSION=2.4.20
 KOTLIN_HOME="target/kotlin-cache/kotlin-compiler-$KOTLIN_VERSION"
 KOTLINC="$KOTLIN_HOME/bin/kotlinc"
 KOTLIN_STDLIB="$KOTLIN_HOME/lib/kotlin-stdlib.jar"
 JNA_JAR="${JNA_JAR:-/usr/share/java/jna.jar}"
+COROUTINES_JAR="${COROUTINES_JAR:-$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar}"
 
 ensure_kotlin() {
     if [[ ! -x "$KOTLINC" ]]; then
@@ -27,6 +32,10 @@ ensure_kotlin() {
         echo "JNA not found at $JNA_JAR: apt-get install libjna-java, or set JNA_JAR" >&2
         return 1
     fi
+    if [[ ! -f "$COROUTINES_JAR" ]]; then
+        echo "kotlinx-coroutines not found at $COROUTINES_JAR: set COROUTINES_JAR" >&2
+        return 1
+    fi
 }
 
 # compile_kotlin JAR SOURCE...: the generated bindings plus the given
@@ -35,7 +44,7 @@ compile_kotlin() {
     local jar="$1"
     shift
     mkdir -p "$(dirname "$jar")"
-    "$KOTLINC" -nowarn -cp "$JNA_JAR" -d "$jar" \
+    "$KOTLINC" -nowarn -cp "$JNA_JAR:$COROUTINES_JAR" -d "$jar" \
         bindings/generated/kotlin/app/clink/core/*.kt "$@"
 }
 
@@ -43,5 +52,5 @@ compile_kotlin() {
 # that JNA loads taken from LIBRARY_DIR.
 run_kotlin() {
     local jar="$1" main="$2" library_dir="$3"
-    java -Djna.library.path="$library_dir" -cp "$jar:$JNA_JAR:$KOTLIN_STDLIB" "$main"
+    java -Djna.library.path="$library_dir" -cp "$jar:$JNA_JAR:$COROUTINES_JAR:$KOTLIN_STDLIB" "$main"
 }

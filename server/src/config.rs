@@ -82,6 +82,11 @@ pub struct Config {
     /// at least 16 characters). Without it the gateway endpoints are disabled.
     #[arg(long, env = "CLINK_GATEWAY_TOKEN", value_parser = parse_gateway_token)]
     pub gateway_token: Option<GatewayToken>,
+
+    /// Development only: append each registration code, as `<e164> <code>`
+    /// lines, to this file instead of writing it to the log.
+    #[arg(long, env = "CLINK_DEV_OTP_FILE")]
+    pub dev_otp_file: Option<PathBuf>,
 }
 
 /// The gateway's bearer token; `Debug` does not show it, so it never reaches a log.

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 use db::Database;
 use ledger::SystemAccounts;
-pub use otp::{CapturingOtpSender, LogOtpSender, OtpSender};
+pub use otp::{CapturingOtpSender, FileOtpSender, LogOtpSender, OtpSender};
 use secrets::ServerSecret;
 use writer::Writer;
 

@@ -1,7 +1,5 @@
-use std::sync::Arc;
-
 use clap::Parser;
-use clink_server::{Config, LogOtpSender};
+use clink_server::Config;
 
 #[tokio::main]
 async fn main() {
@@ -11,7 +9,8 @@ async fn main() {
         )
         .init();
     let config = Config::parse();
-    let server = match clink_server::start(config, Arc::new(LogOtpSender)).await {
+    let otp = clink_server::otp::sender_for(&config);
+    let server = match clink_server::start(config, otp).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("clink-server: {e}");

@@ -1,9 +1,11 @@
 // FFI call overhead from Kotlin on the JVM (scripts/bench-bindings): a
-// trivial call, and one second of PCM handed to the DTMF detector. Prints
-// the median time per call.
+// trivial call, one second of PCM handed to the DTMF detector, and the
+// wallet's local reads. Prints the median time per call.
 package app.clink.bench
 
 import app.clink.core.*
+import java.io.File
+import java.nio.file.Files
 
 /** Median nanoseconds per call of `body`, over `rounds` timed rounds of `callsPerRound` calls. */
 private fun medianNs(rounds: Int, callsPerRound: Int, body: () -> Unit): Double {
@@ -28,6 +30,19 @@ private fun oneSecondOfKeys(rateHz: Int): List<Float> {
     return synthesizeDtmfF32("0123456789", config).take(rateHz)
 }
 
+/** The app's keychain: a map. */
+private class MapSecretStore : SecretStore {
+    val secrets = java.util.concurrent.ConcurrentHashMap<String, ByteArray>()
+
+    override fun get(name: String): ByteArray? = secrets[name]
+
+    override fun put(name: String, secret: ByteArray) {
+        secrets[name] = secret.copyOf()
+    }
+
+    override fun delete(name: String): Boolean = secrets.remove(name) != null
+}
+
 fun main() {
     report("trivial call: acousticTokenLen()", medianNs(51, 20_000) { acousticTokenLen() })
     for (rateHz in listOf(8_000, 48_000)) {
@@ -41,4 +56,12 @@ fun main() {
             report("DtmfDetector.pushI16, 1 s at ${rateHz / 1000} kHz", medianNs(31, 5) { detector.pushI16(pcmI16) })
         }
     }
+    // The wallet's local reads (SQLite store, no server).
+    val dir = Files.createTempDirectory("clink-bench-wallet-").toString()
+    Wallet.open(dir, "http://127.0.0.1:9", MapSecretStore()).use { wallet ->
+        report("Wallet.balance() (local store)", medianNs(51, 2_000) { wallet.balance() })
+        repeat(20) { wallet.draftSend("090-1234-5678", 100L + it, "lunch") }
+        report("Wallet.drafts(), 20 drafts (local store)", medianNs(51, 500) { wallet.drafts() })
+    }
+    File(dir).deleteRecursively()
 }

@@ -4,7 +4,12 @@
 package app.clink.test
 
 import app.clink.core.*
+import kotlinx.coroutines.runBlocking
+import java.io.File
+import java.nio.file.Files
 import java.security.MessageDigest
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.random.Random
 import kotlin.system.exitProcess
 
 private val tests = mutableListOf<Pair<String, () -> Unit>>()
@@ -65,6 +70,50 @@ private class BrokenSecretStore : SecretStore {
     override fun put(name: String, secret: ByteArray) = throw IllegalStateException("keystore crashed")
 
     override fun delete(name: String): Boolean = throw IllegalStateException("keystore crashed")
+}
+
+/** The real server scripts/test-bindings started, and the file its codes go to. */
+private val serverUrl: String by lazy { env("CLINK_TEST_SERVER_URL") }
+private val otpFile: File by lazy { File(env("CLINK_TEST_OTP_FILE")) }
+
+/** A port nothing listens on: the wallet is offline there. */
+private const val OFFLINE_URL = "http://127.0.0.1:9"
+
+private fun env(name: String): String =
+    System.getenv(name) ?: throw AssertionError("$name is not set: run scripts/test-bindings")
+
+/** A fresh Japanese mobile number, so runs against one server never collide. */
+private fun freshPhone(): String =
+    "090-%d%03d-%04d".format(Random.nextInt(1, 10), Random.nextInt(1000), Random.nextInt(10_000))
+
+/** The last registration code the server wrote for `e164`. */
+private fun codeFor(e164: String): String =
+    otpFile.readLines().lastOrNull { it.startsWith("$e164 ") }?.substringAfter(' ')
+        ?: throw AssertionError("no code for $e164 in $otpFile")
+
+/** Records every event the wallet reports, from whichever thread reports it. */
+private class EventLog : WalletListener {
+    val events = CopyOnWriteArrayList<WalletEvent>()
+
+    override fun onEvent(event: WalletEvent) {
+        events += event
+    }
+}
+
+/** A wallet in a fresh directory with its own keychain, registered and verified on the real server. */
+private class Phone(val name: String, val pin: String) {
+    val dir: String = Files.createTempDirectory("clink-wallet-").toString()
+    val store = MapSecretStore()
+    val log = EventLog()
+    val number = freshPhone()
+    var wallet: Wallet = open(serverUrl)
+
+    fun open(url: String): Wallet = Wallet.open(dir, url, store).also { it.setListener(log) }
+
+    suspend fun registerAndVerify(): AccountSummary {
+        val started = wallet.register(number)
+        return wallet.verify(codeFor(started.phone), name, pin)
+    }
 }
 
 private const val ALL_KEYS = "0123456789*#ABCD"
@@ -236,6 +285,123 @@ fun main() {
         val number = parsePhoneNumber("090-1111-1111", "JP")
         checkEqual(PhoneNumber(e164 = "+819011111111", digits = "819011111111"), number, "number")
         checkThrows<PhoneException.UnknownRegion> { parsePhoneNumber("090-1111-1111", "XX") }
+    }
+
+    test("wallet: register, top up, draft and queue offline, sync, approve a request; events and balances on both sides") {
+        runBlocking {
+            val alice = Phone("Alice", "2468")
+            val bob = Phone("Bob", "1357")
+            checkEqual(null, alice.wallet.account(), "account before verification")
+            val aliceAccount = alice.registerAndVerify()
+            checkEqual("Alice", aliceAccount.displayName, "display name")
+            checkEqual(0L, aliceAccount.balance, "opening balance")
+            bob.registerAndVerify()
+
+            alice.wallet.topUp(5_000)
+            checkEqual(5_000L, alice.wallet.balance(), "Alice after the top-up")
+            check(WalletEvent.BalanceChanged(5_000) in alice.log.events) { "events: ${alice.log.events}" }
+
+            // Offline: the same wallet opened against a server that is not there.
+            alice.wallet.close()
+            val stranger = freshPhone() // valid, but nobody registered it
+            val queued = alice.open(OFFLINE_URL).use { offline ->
+                val send = offline.draftSend(bob.number, 800, "lunch")
+                val request = offline.draftRequest(bob.number, 300, "tickets")
+                val lost = offline.draftSend(stranger, 100, "")
+                checkEqual(3, offline.drafts().size, "drafts")
+                val items = offline.queueDrafts(listOf(send.id, request.id, lost.id), alice.pin)
+                checkEqual(List(3) { OutboxState.QUEUED }, items.map { it.state }, "states after queueing")
+                checkEqual(0, offline.drafts().size, "drafts after queueing")
+                checkThrows<WalletException.Offline> { runBlocking { offline.syncNow() } }
+                items
+            }
+            val (sendItem, requestItem, lostItem) = queued
+
+            alice.wallet = alice.open(serverUrl)
+            alice.log.events.clear()
+            val report = alice.wallet.syncNow()
+            checkEqual(2u to 1u, report.accepted to report.rejected, "accepted/rejected")
+            checkEqual(4_200L, report.balance, "balance in the report")
+            checkEqual(4_200L, alice.wallet.balance(), "Alice after syncing")
+            val outbox = alice.wallet.outbox().associateBy { it.id }
+            checkEqual(OutboxState.ACCEPTED, outbox.getValue(sendItem.id).state, "send")
+            checkEqual(OutboxState.ACCEPTED, outbox.getValue(requestItem.id).state, "request")
+            checkEqual(OutboxState.REJECTED, outbox.getValue(lostItem.id).state, "send to a stranger")
+            checkEqual(ErrorCode.UNKNOWN_PAYEE, outbox.getValue(lostItem.id).reason?.code, "rejection reason")
+            val seen = alice.log.events
+            for (item in queued) {
+                check(WalletEvent.OutboxItemChanged(item.id, OutboxState.SENDING) in seen) { "no SENDING for ${item.id}: $seen" }
+            }
+            check(WalletEvent.OutboxItemChanged(sendItem.id, OutboxState.ACCEPTED) in seen) { "events: $seen" }
+            check(WalletEvent.OutboxItemChanged(lostItem.id, OutboxState.REJECTED) in seen) { "events: $seen" }
+            check(WalletEvent.BalanceChanged(4_200) in seen) { "events: $seen" }
+
+            val bobReport = bob.wallet.syncNow()
+            checkEqual(1u, bobReport.newRequests, "Bob's new requests")
+            checkEqual(800L, bob.wallet.balance(), "Bob after the send")
+            check(WalletEvent.BalanceChanged(800) in bob.log.events) { "events: ${bob.log.events}" }
+            val received = bob.log.events.filterIsInstance<WalletEvent.RequestReceived>().map { it.request }
+            val request = bob.wallet.incomingRequests().single()
+            checkEqual(listOf(request), received, "RequestReceived events")
+            checkEqual(300L to "tickets", request.amount to request.memo, "request")
+            checkEqual("Alice", request.counterpart.displayName, "requester")
+            checkEqual(TransferState.PENDING, request.state, "request state")
+
+            val wrong = checkThrows<WalletException.WrongPin> { runBlocking { bob.wallet.approveRequest(request.id, "0000") } }
+            checkEqual(4u, wrong.attemptsRemaining, "attempts remaining after one wrong PIN")
+            checkEqual(800L, bob.wallet.balance(), "Bob after a wrong PIN")
+
+            val paid = bob.wallet.approveRequest(request.id, bob.pin)
+            checkEqual(TransferState.POSTED, paid.state, "approved request")
+            checkEqual(Direction.OUTGOING, paid.direction, "direction for Bob")
+            checkEqual(500L, bob.wallet.balance(), "Bob after approving")
+            checkEqual(0, bob.wallet.incomingRequests().size, "Bob's open requests")
+
+            alice.wallet.syncNow()
+            checkEqual(4_500L, alice.wallet.balance(), "Alice after Bob approved")
+            val history = alice.wallet.history(10u, null)
+            check(history.any { it.kind == TransferKind.CLAIM && it.state == TransferState.POSTED && it.amount == 300L }) {
+                "history: $history"
+            }
+            alice.wallet.close()
+            bob.wallet.close()
+        }
+    }
+
+    test("wallet: an invalid phone number is a typed exception, from the wallet and from the server") {
+        runBlocking {
+            Phone("Carol", "9753").wallet.use { wallet ->
+                val local = checkThrows<WalletException.InvalidPhoneNumber> { wallet.draftSend("not a phone", 100, "") }
+                check(local.description.contains("not a phone number")) { local.description }
+                checkThrows<WalletException.InvalidPhoneNumber> { runBlocking { wallet.register("12") } }
+                checkThrows<WalletException.InvalidAmount> { wallet.draftSend("090-1234-5678", -5, "") }
+                checkThrows<WalletException.NotRegistered> { runBlocking { wallet.syncNow() } }
+            }
+        }
+    }
+
+    test("wallet: wrong PINs count down, then payments are locked") {
+        runBlocking {
+            val dave = Phone("Dave", "8642")
+            val erin = Phone("Erin", "7531")
+            dave.registerAndVerify()
+            erin.registerAndVerify()
+            erin.wallet.draftRequest(dave.number, 50, "").also { erin.wallet.queue(it.id, erin.pin) }
+            erin.wallet.syncNow()
+            dave.wallet.syncNow()
+            val request = dave.wallet.incomingRequests().single()
+            val remaining = (1..4).map {
+                checkThrows<WalletException.WrongPin> { runBlocking { dave.wallet.approveRequest(request.id, "0000") } }
+                    .attemptsRemaining
+            }
+            checkEqual(listOf(4u, 3u, 2u, 1u), remaining, "attempts remaining")
+            val locked = checkThrows<WalletException.Locked> {
+                runBlocking { dave.wallet.approveRequest(request.id, "0000") }
+            }
+            check((locked.lockedUntilMs ?: 0) > System.currentTimeMillis()) { "locked until ${locked.lockedUntilMs}" }
+            dave.wallet.close()
+            erin.wallet.close()
+        }
     }
 
     var failed = 0

@@ -1,11 +1,15 @@
-"""FFI call overhead from Python (scripts/bench-bindings): a trivial call, and
-one second of PCM handed to the DTMF detector. Prints the median time per call."""
+"""FFI call overhead from Python (scripts/bench-bindings): a trivial call, one
+second of PCM handed to the DTMF detector, and the wallet's local reads.
+Prints the median time per call."""
 
 import statistics
+import tempfile
 import time
 
 from clink_ffi import (
     DtmfDetector,
+    SecretStore,
+    Wallet,
     acoustic_token_len,
     dtmf_synth_config_default,
     synthesize_dtmf_f32,
@@ -36,6 +40,22 @@ def one_second_of_keys(rate_hz):
     return synthesize_dtmf_f32("0123456789", config)[:rate_hz]
 
 
+class DictSecretStore(SecretStore):
+    """The app's keychain: a dict."""
+
+    def __init__(self):
+        self.secrets = {}
+
+    def get(self, name):
+        return self.secrets.get(name)
+
+    def put(self, name, secret):
+        self.secrets[name] = bytes(secret)
+
+    def delete(self, name):
+        return self.secrets.pop(name, None) is not None
+
+
 def main():
     report("trivial call: acoustic_token_len()", median_ns(21, 20_000, acoustic_token_len))
     for rate_hz in (8_000, 48_000):
@@ -52,6 +72,14 @@ def main():
             f"DtmfDetector.push_i16, 1 s at {rate_hz // 1000} kHz",
             median_ns(15, 3, lambda: detector.push_i16(pcm_i16)),
         )
+    # The wallet's local reads (SQLite store, no server).
+    with tempfile.TemporaryDirectory() as data_dir:
+        wallet = Wallet.open(data_dir, "http://127.0.0.1:9", DictSecretStore())
+        report("Wallet.balance() (local store)", median_ns(21, 2_000, wallet.balance))
+        for i in range(20):
+            wallet.draft_send("090-1234-5678", 100 + i, "lunch")
+        report("Wallet.drafts(), 20 drafts (local store)", median_ns(21, 500, wallet.drafts))
+        del wallet
 
 
 if __name__ == "__main__":

@@ -1,0 +1,173 @@
+//! `WalletError` (Kotlin `WalletException`): the core's `WalletError` sorted
+//! into the cases an app handles differently. Every variant carries
+//! `description`, the core's sentence for people and logs.
+//!
+//! A field the wallet checks locally and the server checks again (phone
+//! number, amount, PIN) is one variant whichever side refused it, so the app
+//! shows the same message for both.
+
+use clink_core::wallet as core;
+use clink_core::wire::ErrorCode;
+
+/// The field names the core's `WalletError::InvalidInput` uses.
+const FIELD_PHONE: &str = "phone number";
+const FIELD_AMOUNT: &str = "amount";
+const FIELD_PIN: &str = "PIN";
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum WalletError {
+    /// Not a phone number (refused by the wallet or by the server).
+    #[error("{description}")]
+    InvalidPhoneNumber { reason: String, description: String },
+    /// Not a positive amount (refused by the wallet or by the server).
+    #[error("{description}")]
+    InvalidAmount { reason: String, description: String },
+    /// Not 4 to 12 digits (refused by the wallet or by the server).
+    #[error("{description}")]
+    InvalidPin { reason: String, description: String },
+    /// Any other field refused by the wallet (e.g. the memo).
+    #[error("{description}")]
+    InvalidInput {
+        field: String,
+        reason: String,
+        description: String,
+    },
+    /// The PIN was wrong; this many more wrong PINs lock payments.
+    #[error("{description}")]
+    WrongPin {
+        attempts_remaining: Option<u32>,
+        description: String,
+    },
+    /// Too many wrong PINs: payments are locked until then.
+    #[error("{description}")]
+    Locked {
+        locked_until_ms: Option<i64>,
+        description: String,
+    },
+    #[error("{description}")]
+    InsufficientFunds { description: String },
+    /// Any other refusal by the server, with its code.
+    #[error("{description}")]
+    Refused {
+        code: ErrorCode,
+        /// The server's own words.
+        reason: String,
+        description: String,
+    },
+    /// The server cannot be reached; everything queued is kept.
+    #[error("{description}")]
+    Offline { detail: String, description: String },
+    /// Register and verify a phone number first.
+    #[error("{description}")]
+    NotRegistered { description: String },
+    /// `verify` before `register`.
+    #[error("{description}")]
+    NoPendingRegistration { description: String },
+    #[error("{description}")]
+    DraftNotFound { id: i64, description: String },
+    #[error("{description}")]
+    OutboxItemNotFound { id: i64, description: String },
+    /// The outbox item is not in a state that allows this (e.g. `requeue` of
+    /// an item that does not need action).
+    #[error("{description}")]
+    WrongItemState {
+        id: i64,
+        detail: String,
+        description: String,
+    },
+    /// The wallet's local database failed.
+    #[error("{description}")]
+    Storage { detail: String, description: String },
+    /// The app's secret store failed, or a sealed item could not be opened.
+    #[error("{description}")]
+    Secrets { detail: String, description: String },
+    /// The server's answer was not understood.
+    #[error("{description}")]
+    Protocol { detail: String, description: String },
+}
+
+impl From<core::WalletError> for WalletError {
+    fn from(error: core::WalletError) -> Self {
+        use core::WalletError as E;
+        let description = error.to_string();
+        match error {
+            E::InvalidInput { field, reason } => match field.as_str() {
+                FIELD_PHONE => WalletError::InvalidPhoneNumber {
+                    reason,
+                    description,
+                },
+                FIELD_AMOUNT => WalletError::InvalidAmount {
+                    reason,
+                    description,
+                },
+                FIELD_PIN => WalletError::InvalidPin {
+                    reason,
+                    description,
+                },
+                _ => WalletError::InvalidInput {
+                    field,
+                    reason,
+                    description,
+                },
+            },
+            E::Refused {
+                code,
+                message,
+                attempts_remaining,
+                locked_until_ms,
+            } => match code {
+                ErrorCode::InvalidPhoneNumber => WalletError::InvalidPhoneNumber {
+                    reason: message,
+                    description,
+                },
+                ErrorCode::InvalidAmount => WalletError::InvalidAmount {
+                    reason: message,
+                    description,
+                },
+                ErrorCode::InvalidPin => WalletError::InvalidPin {
+                    reason: message,
+                    description,
+                },
+                ErrorCode::WrongPin => WalletError::WrongPin {
+                    attempts_remaining,
+                    description,
+                },
+                ErrorCode::AccountLocked => WalletError::Locked {
+                    locked_until_ms,
+                    description,
+                },
+                ErrorCode::InsufficientFunds => WalletError::InsufficientFunds { description },
+                code => WalletError::Refused {
+                    code,
+                    reason: message,
+                    description,
+                },
+            },
+            E::Offline { detail } => WalletError::Offline {
+                detail,
+                description,
+            },
+            E::NotRegistered => WalletError::NotRegistered { description },
+            E::NoPendingRegistration => WalletError::NoPendingRegistration { description },
+            E::DraftNotFound { id } => WalletError::DraftNotFound { id, description },
+            E::OutboxItemNotFound { id } => WalletError::OutboxItemNotFound { id, description },
+            E::WrongItemState { id, detail } => WalletError::WrongItemState {
+                id,
+                detail,
+                description,
+            },
+            E::Storage { detail } => WalletError::Storage {
+                detail,
+                description,
+            },
+            E::Secrets { detail } => WalletError::Secrets {
+                detail,
+                description,
+            },
+            E::Protocol { detail } => WalletError::Protocol {
+                detail,
+                description,
+            },
+        }
+    }
+}

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     WrongCode,
     CodeExpired,
     AlreadyRegistered,
+    TooManyRequests,
     UnknownPayee,
     SelfTransfer,
     InsufficientFunds,

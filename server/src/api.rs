@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::INBOX, get(inbox))
         .merge(crate::second_factor::routes())
         .merge(crate::gateway::routes())
+        .merge(crate::pairing::routes())
         .route(paths::SYNC, post(crate::sync::sync))
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -372,13 +372,11 @@ async fn me(State(state): St, caller: Caller) -> AppResult<Json<AccountView>> {
 
 async fn update_policy(State(state): St, caller: Caller) -> AppResult<Response> {
     let req: UpdatePolicyRequest = caller.signed.json()?;
-    if let Some(limit) = req.second_factor_above {
-        if limit < 0 {
-            return Err(AppError::new(
-                ErrorCode::InvalidAmount,
-                "the second-factor threshold cannot be negative",
-            ));
-        }
+    if req.second_factor_above.is_some_and(|limit| limit < 0) {
+        return Err(AppError::new(
+            ErrorCode::InvalidAmount,
+            "the second-factor threshold cannot be negative",
+        ));
     }
     ledger::check_pin_format(&req.pin)?;
     let st = state.clone();
@@ -829,12 +827,20 @@ async fn decide_claim_job(
     if claim.kind != TransferKind::Claim || party != me {
         return Err(not_found().into());
     }
-    let done_already = match (action, claim.state, claim.void_reason) {
-        (ClaimAction::Approve, TransferState::Posted, _) => true,
-        (ClaimAction::Decline, TransferState::Voided, Some(VoidReason::Declined)) => true,
-        (ClaimAction::Cancel, TransferState::Voided, Some(VoidReason::Cancelled)) => true,
-        _ => false,
-    };
+    let done_already = matches!(
+        (action, claim.state, claim.void_reason),
+        (ClaimAction::Approve, TransferState::Posted, _)
+            | (
+                ClaimAction::Decline,
+                TransferState::Voided,
+                Some(VoidReason::Declined)
+            )
+            | (
+                ClaimAction::Cancel,
+                TransferState::Voided,
+                Some(VoidReason::Cancelled)
+            )
+    );
     if done_already {
         // Saying the same thing twice is not an error: the phone may have lost the first answer.
         return Ok(StoredResponse::json(

@@ -403,6 +403,53 @@ async fn two_instances_sharing_a_database_match_each_pair_once(backend: Backend)
     b.server.shutdown().await;
 }
 
+/// Two deciders (as on two instances) take the same settled pair in
+/// overlapping transactions: the second waits for the first one's row
+/// locks (PostgreSQL) or write lock (SQLite), then finds the rows decided
+/// and creates nothing. Without the state guard it would pay twice.
+async fn overlapping_decisions_create_one_claim(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = s.user("Alice", "1234").await;
+    let bob = s.user("Bob", "5678").await;
+    let t = now_ms();
+    submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+        .await
+        .unwrap();
+    submit(&alice.client, report(BumpRole::Payer, t, ROOM), "")
+        .await
+        .unwrap();
+    // Decide as of 3 s from now, before the server's own decider would.
+    let later = t + 3_000;
+    let state = s.server.state.clone();
+    let begin = state.db.backend.begin_write();
+    let mut first = s.pool().acquire().await.unwrap();
+    sqlx::Executor::execute(&mut *first, begin).await.unwrap();
+    let decided = clink_server::pairing::bump::decide_due(&state, &mut first, later)
+        .await
+        .unwrap();
+    assert_eq!(decided, 2);
+    let second = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut conn = state.db.pool.acquire().await.unwrap();
+            sqlx::Executor::execute(&mut *conn, begin).await.unwrap();
+            let decided = clink_server::pairing::bump::decide_due(&state, &mut conn, later)
+                .await
+                .unwrap();
+            sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+            decided
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::Executor::execute(&mut *first, "COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(second.await.unwrap(), 0);
+    assert_eq!(claims_between(&s).await, 1);
+}
+
 // ------------------------------------------------------------------ sound
 
 async fn sound_token_is_redeemed_once_and_paid(backend: Backend) {
@@ -520,6 +567,7 @@ on_both_backends!(
     unmatched_report_expires_and_is_forgotten,
     bad_and_late_reports_are_refused_with_a_reason,
     two_instances_sharing_a_database_match_each_pair_once,
+    overlapping_decisions_create_one_claim,
     sound_token_is_redeemed_once_and_paid,
     expired_forged_and_foreign_tokens_are_refused,
 );

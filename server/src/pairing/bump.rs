@@ -186,9 +186,10 @@ pub async fn status(
     let deadline = Instant::now() + Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
     let me = caller.account_id;
     consume_nonce(&state, caller.signed).await?;
-    let mut conn = state.db.pool.acquire().await?;
     loop {
-        let view = read_view(&mut conn, &id, me).await?;
+        // A connection only for the read: waiting phones must not hold the
+        // read pool.
+        let view = read_view(&mut *state.db.pool.acquire().await?, &id, me).await?;
         let pending = matches!(view.outcome, BumpOutcome::Pending { .. });
         if !pending || Instant::now() >= deadline {
             return Ok(Json(view));

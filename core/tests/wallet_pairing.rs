@@ -174,6 +174,13 @@ async fn a_bump_from_samples_asks_the_payer_and_pays_once() {
     // Approving again changes nothing.
     assert!(payer.approve(PIN).await.is_err());
     assert_eq!(posted_claims(&server).await, 1);
+    // Each side's history names the other by display name, never by number.
+    let paid = &alice.history(10, None).unwrap()[0];
+    assert_eq!(paid.counterpart.display_name, "Bob's Cafe");
+    assert_eq!(paid.counterpart.phone, None);
+    let received = &bob.history(10, None).unwrap()[0];
+    assert_eq!(received.counterpart.display_name, "Alice");
+    assert_eq!(received.counterpart.phone, None);
     assert_eq!(server.balance_of(&bob_phone).await, 800);
     assert_eq!(alice.balance().unwrap(), 4_200);
     assert_eq!(server.sum_of_balances().await, 0);

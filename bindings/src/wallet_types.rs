@@ -51,6 +51,10 @@ pub enum ErrorCode {
     InvalidDialString,
     UnknownCaller,
     OriginatorNotCaller,
+    BumpRejected,
+    TokenUnknown,
+    TokenUsed,
+    TokenExpired,
     Unavailable,
     Internal,
 }

@@ -286,4 +286,47 @@ impl ApiClient {
     pub async fn new_challenge(&self) -> Result<IssuedChallenge, ClientError> {
         self.post(paths::CHALLENGES, &serde_json::json!({})).await
     }
+
+    // ------------------------------------------------------------ pairing
+
+    /// Posts a bump report; the answer names it for [`bump_status`](Self::bump_status).
+    pub async fn submit_bump(
+        &self,
+        request: &SubmitBumpRequest,
+    ) -> Result<BumpReportView, ClientError> {
+        self.post(paths::BUMPS, request).await
+    }
+
+    /// A bump report's outcome, waiting up to `wait_ms` while it is pending.
+    pub async fn bump_status(
+        &self,
+        report_id: &str,
+        wait_ms: u32,
+    ) -> Result<BumpReportView, ClientError> {
+        self.get(&paths::bump_report(report_id, wait_ms)).await
+    }
+
+    pub async fn issue_sound_token(
+        &self,
+        request: &IssueSoundTokenRequest,
+    ) -> Result<SoundTokenIssued, ClientError> {
+        self.post(paths::SOUND_TOKENS, request).await
+    }
+
+    pub async fn redeem_sound_token(
+        &self,
+        token: &[u8; SOUND_TOKEN_LEN],
+    ) -> Result<PairingRequestView, ClientError> {
+        let request = RedeemSoundTokenRequest {
+            token: encode_token(token),
+        };
+        self.post(paths::SOUND_TOKEN_REDEEM, &request).await
+    }
+
+    pub async fn sound_token_status(
+        &self,
+        token: &[u8; SOUND_TOKEN_LEN],
+    ) -> Result<SoundTokenStatus, ClientError> {
+        self.get(&paths::sound_token(&encode_token(token))).await
+    }
 }

@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::INBOX, get(inbox))
         .merge(crate::second_factor::routes())
         .merge(crate::gateway::routes())
+        .merge(crate::pairing::routes())
         .route(paths::SYNC, post(crate::sync::sync))
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -447,9 +448,7 @@ async fn me(State(state): St, caller: Caller) -> AppResult<Json<AccountView>> {
 
 async fn update_policy(State(state): St, caller: Caller) -> AppResult<Response> {
     let req: UpdatePolicyRequest = caller.signed.json()?;
-    if let Some(limit) = req.second_factor_above
-        && limit < 0
-    {
+    if req.second_factor_above.is_some_and(|limit| limit < 0) {
         return Err(AppError::new(
             ErrorCode::InvalidAmount,
             "the second-factor threshold cannot be negative",

@@ -87,6 +87,15 @@ pub struct Config {
     /// lines, to this file instead of writing it to the log.
     #[arg(long, env = "CLINK_DEV_OTP_FILE")]
     pub dev_otp_file: Option<PathBuf>,
+
+    /// How long a sound token may be redeemed after it was issued.
+    #[arg(long, env = "CLINK_SOUND_TOKEN_TTL_SECS", default_value_t = 60)]
+    pub sound_token_ttl_secs: u64,
+
+    /// How long a request made by a bump or a sound token waits for the
+    /// payer's approval (the payer is standing next to the payee).
+    #[arg(long, env = "CLINK_PAIRING_REQUEST_TTL_SECS", default_value_t = 300)]
+    pub pairing_request_ttl_secs: u64,
 }
 
 /// The gateway's bearer token; `Debug` does not show it, so it never reaches a log.

@@ -702,10 +702,11 @@ pub async fn load_transfer(
 pub const VIEW_SELECT: &str =
     "SELECT t.seq, t.id, t.kind, t.state, t.void_reason, t.debit_account, t.credit_account,
         t.amount, t.memo, t.created_at, t.decided_at, t.expires_at,
-        du.display_name, du.phone, cu.display_name, cu.phone
+        du.display_name, du.phone, cu.display_name, cu.phone, pt.method
     FROM transfers t
     LEFT JOIN users du ON du.account_id = t.debit_account
-    LEFT JOIN users cu ON cu.account_id = t.credit_account";
+    LEFT JOIN users cu ON cu.account_id = t.credit_account
+    LEFT JOIN paired_transfers pt ON pt.transfer_seq = t.seq";
 
 /// A transfer as `viewer` sees it.
 pub fn view_from_row(row: &AnyRow, viewer: i64) -> AppResult<TransferView> {
@@ -713,12 +714,17 @@ pub fn view_from_row(row: &AnyRow, viewer: i64) -> AppResult<TransferView> {
     let debit: i64 = row.try_get(5)?;
     let outgoing = debit == viewer;
     let (name_col, phone_col) = if outgoing { (14, 15) } else { (12, 13) };
+    // Parties paired by bump or sound know each other by display name only.
+    let paired = row.try_get::<Option<String>, _>(16)?.is_some();
     let counterpart = match row.try_get::<Option<String>, _>(name_col)? {
         Some(display_name) => Counterpart {
             display_name,
-            phone: row
-                .try_get::<Option<String>, _>(phone_col)?
-                .and_then(|p| p.try_into().ok()),
+            phone: if paired {
+                None
+            } else {
+                row.try_get::<Option<String>, _>(phone_col)?
+                    .and_then(|p| p.try_into().ok())
+            },
         },
         None => Counterpart {
             display_name: system_name(kind).to_string(),

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod matching;
 pub mod otp;
+pub mod pairing;
 pub mod second_factor;
 pub mod secrets;
 pub mod sweeper;
@@ -117,6 +118,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
         devices: Default::default(),
     });
     sweeper::spawn(state.clone());
+    pairing::bump::spawn_decider(state.clone());
     let app = api::router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -151,7 +151,8 @@ pub enum MatchOutcome {
     Expired { id: ReportId },
 }
 
-struct Pending {
+/// A report checked and decoded, ready to be compared with others.
+pub struct Pending {
     role: BumpRole,
     instant_ms: Millis,
     amount: Option<Amount>,
@@ -288,103 +289,12 @@ impl Matcher {
     }
 
     fn validate(&self, report: &BumpReport, now_ms: Millis) -> Result<Pending, SubmitError> {
-        let age_ms = now_ms - report.instant_ms;
-        if age_ms > self.config.max_report_delay_ms {
-            return Err(SubmitError::TooLate {
-                instant_ms: report.instant_ms,
-                age_ms,
-                max_ms: self.config.max_report_delay_ms,
-            });
-        }
-        if -age_ms > self.config.max_future_ms {
-            return Err(SubmitError::FromTheFuture {
-                instant_ms: report.instant_ms,
-                ahead_ms: -age_ms,
-                max_ms: self.config.max_future_ms,
-            });
-        }
-        match (report.role, report.amount) {
-            (BumpRole::Payee, None) => return Err(SubmitError::PayeeWithoutAmount),
-            (BumpRole::Payer, Some(_)) => return Err(SubmitError::PayerWithAmount),
-            (BumpRole::Payee, Some(amount)) if amount <= 0 => {
-                return Err(SubmitError::AmountNotPositive(amount));
-            }
-            _ => {}
-        }
-        let impulse = report.impulse;
-        let direction_norm = impulse.direction.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let figures = [
-            impulse.peak_mps2,
-            impulse.delta_v_mps,
-            impulse.rise_ms,
-            impulse.duration_ms,
-        ];
-        if !figures.iter().all(|v| v.is_finite() && *v >= 0.0)
-            || impulse.delta_v_mps == 0.0
-            || !direction_norm.is_finite()
-            || (direction_norm - 1.0).abs() >= 0.01
-        {
-            return Err(SubmitError::BadImpulse);
-        }
-        if let Some(l) = report.location {
-            let ok = l.lat_deg.is_finite()
-                && l.lon_deg.is_finite()
-                && l.lat_deg.abs() <= 90.0
-                && l.lon_deg.abs() <= 180.0
-                && l.accuracy_m.is_finite()
-                && l.accuracy_m > 0.0;
-            if !ok {
-                return Err(SubmitError::BadLocation);
-            }
-        }
-        Ok(Pending {
-            role: report.role,
-            instant_ms: report.instant_ms,
-            amount: report.amount,
-            impulse,
-            fingerprint: AmbientFingerprint::from_bytes(&report.fingerprint)?,
-            location: report.location,
-            partners: Vec::new(),
-        })
+        check_timing(&self.config, report, now_ms)?;
+        candidate(report)
     }
 
-    /// The agreement of two reports, if they could be one bump. Cheap tests
-    /// first; the fingerprint comparison last.
     fn plausible(&self, a: &Pending, b: &Pending) -> Option<PairScore> {
-        let c = &self.config;
-        if a.role == b.role {
-            return None;
-        }
-        let time_diff_ms = (a.instant_ms - b.instant_ms).abs();
-        if time_diff_ms > c.max_time_diff_ms {
-            return None;
-        }
-        let (dv_a, dv_b) = (a.impulse.delta_v_mps, b.impulse.delta_v_mps);
-        let delta_v_ratio = dv_a.max(dv_b) / dv_a.min(dv_b);
-        if delta_v_ratio > c.max_delta_v_ratio {
-            return None;
-        }
-        let distance_m = match (a.location, b.location) {
-            (Some(la), Some(lb)) => {
-                let d = la.distance_m(&lb);
-                let accuracy = f64::from(la.accuracy_m).hypot(f64::from(lb.accuracy_m));
-                if d > c.distance_slack_m + c.location_sigmas * accuracy {
-                    return None;
-                }
-                Some(d)
-            }
-            _ => None,
-        };
-        let fingerprint_similarity = a.fingerprint.similarity(&b.fingerprint);
-        if fingerprint_similarity < c.min_fingerprint_similarity {
-            return None;
-        }
-        Some(PairScore {
-            time_diff_ms,
-            fingerprint_similarity,
-            distance_m,
-            delta_v_ratio,
-        })
+        plausible(&self.config, a, b)
     }
 
     /// Every report linked to `id` through plausible partners, `id` first.
@@ -412,6 +322,133 @@ impl Matcher {
             }
         }
     }
+}
+
+/// Refuses a report that arrives too long after its knock, or whose knock
+/// lies in the future, at server time `now_ms`.
+pub fn check_timing(
+    config: &MatcherConfig,
+    report: &BumpReport,
+    now_ms: Millis,
+) -> Result<(), SubmitError> {
+    let age_ms = now_ms - report.instant_ms;
+    if age_ms > config.max_report_delay_ms {
+        return Err(SubmitError::TooLate {
+            instant_ms: report.instant_ms,
+            age_ms,
+            max_ms: config.max_report_delay_ms,
+        });
+    }
+    if -age_ms > config.max_future_ms {
+        return Err(SubmitError::FromTheFuture {
+            instant_ms: report.instant_ms,
+            ahead_ms: -age_ms,
+            max_ms: config.max_future_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a report's shape (role and amount, impulse, location, fingerprint)
+/// and decodes it; timing is [`check_timing`]'s job, so a stored report can
+/// be decoded again later.
+pub fn candidate(report: &BumpReport) -> Result<Pending, SubmitError> {
+    match (report.role, report.amount) {
+        (BumpRole::Payee, None) => return Err(SubmitError::PayeeWithoutAmount),
+        (BumpRole::Payer, Some(_)) => return Err(SubmitError::PayerWithAmount),
+        (BumpRole::Payee, Some(amount)) if amount <= 0 => {
+            return Err(SubmitError::AmountNotPositive(amount));
+        }
+        _ => {}
+    }
+    let impulse = report.impulse;
+    let direction_norm = impulse.direction.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let figures = [
+        impulse.peak_mps2,
+        impulse.delta_v_mps,
+        impulse.rise_ms,
+        impulse.duration_ms,
+    ];
+    if !figures.iter().all(|v| v.is_finite() && *v >= 0.0)
+        || impulse.delta_v_mps == 0.0
+        || !direction_norm.is_finite()
+        || (direction_norm - 1.0).abs() >= 0.01
+    {
+        return Err(SubmitError::BadImpulse);
+    }
+    if let Some(l) = report.location {
+        let ok = l.lat_deg.is_finite()
+            && l.lon_deg.is_finite()
+            && l.lat_deg.abs() <= 90.0
+            && l.lon_deg.abs() <= 180.0
+            && l.accuracy_m.is_finite()
+            && l.accuracy_m > 0.0;
+        if !ok {
+            return Err(SubmitError::BadLocation);
+        }
+    }
+    Ok(Pending {
+        role: report.role,
+        instant_ms: report.instant_ms,
+        amount: report.amount,
+        impulse,
+        fingerprint: AmbientFingerprint::from_bytes(&report.fingerprint)?,
+        location: report.location,
+        partners: Vec::new(),
+    })
+}
+
+impl Pending {
+    pub fn role(&self) -> BumpRole {
+        self.role
+    }
+
+    pub fn instant_ms(&self) -> Millis {
+        self.instant_ms
+    }
+
+    pub fn amount(&self) -> Option<Amount> {
+        self.amount
+    }
+}
+
+/// The agreement of two reports, if they could be one bump. Cheap tests
+/// first; the fingerprint comparison last.
+pub fn plausible(config: &MatcherConfig, a: &Pending, b: &Pending) -> Option<PairScore> {
+    let c = config;
+    if a.role == b.role {
+        return None;
+    }
+    let time_diff_ms = (a.instant_ms - b.instant_ms).abs();
+    if time_diff_ms > c.max_time_diff_ms {
+        return None;
+    }
+    let (dv_a, dv_b) = (a.impulse.delta_v_mps, b.impulse.delta_v_mps);
+    let delta_v_ratio = dv_a.max(dv_b) / dv_a.min(dv_b);
+    if delta_v_ratio > c.max_delta_v_ratio {
+        return None;
+    }
+    let distance_m = match (a.location, b.location) {
+        (Some(la), Some(lb)) => {
+            let d = la.distance_m(&lb);
+            let accuracy = f64::from(la.accuracy_m).hypot(f64::from(lb.accuracy_m));
+            if d > c.distance_slack_m + c.location_sigmas * accuracy {
+                return None;
+            }
+            Some(d)
+        }
+        _ => None,
+    };
+    let fingerprint_similarity = a.fingerprint.similarity(&b.fingerprint);
+    if fingerprint_similarity < c.min_fingerprint_similarity {
+        return None;
+    }
+    Some(PairScore {
+        time_diff_ms,
+        fingerprint_similarity,
+        distance_m,
+        delta_v_ratio,
+    })
 }
 
 #[cfg(test)]

@@ -67,5 +67,6 @@ pub async fn sweep(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
         .execute(&mut *conn)
         .await?;
     crate::second_factor::forget_old_challenges(conn, now).await?;
+    crate::pairing::forget_old(conn, now).await?;
     Ok(due.len())
 }

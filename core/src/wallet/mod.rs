@@ -19,10 +19,13 @@
 //! The device key lives in the `SecretStore`; queued items, which carry the
 //! PIN, are sealed with a second key from that store (see `seal`).
 
+pub mod bump_pay;
 pub mod crash;
 mod file_secrets;
 pub mod network;
+mod pairing;
 mod seal;
+pub mod sound_pay;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -36,9 +39,11 @@ use crate::store::{self, ItemAnswer, Store, StoreError};
 pub use crate::store::{Draft, DraftKind, KnownPayee, OutboxItem, OutboxState, Reason};
 use crate::wire::signing::{self, DeviceKey};
 use crate::wire::*;
+pub use bump_pay::{BumpPayment, BumpPaymentState};
 pub use file_secrets::FileSecretStore;
 pub use network::ClockOffset;
 pub use seal::{OUTBOX_KEY, SealError};
+pub use sound_pay::{SoundPayment, SoundPaymentState, SoundRequest, SoundRequestState};
 
 /// The database file inside the wallet's data directory.
 pub const DATABASE_FILE: &str = "wallet.sqlite3";
@@ -783,6 +788,62 @@ impl Wallet {
         Ok(())
     }
 
+    // ---------------------------------------------------- bump and sound
+
+    /// Starts paying by bump: push sensor data into the flow, then await
+    /// [`BumpPayment::wait_for_outcome`]. Measure the clock offset first
+    /// ([`Wallet::estimate_clock_offset`]): the server pairs knocks by time.
+    pub fn pay_by_bump(&self, audio_sample_rate_hz: u32) -> Result<BumpPayment, WalletError> {
+        self.registered_client()?;
+        BumpPayment::new(
+            self.clone(),
+            BumpRole::Payer,
+            None,
+            "",
+            audio_sample_rate_hz,
+        )
+    }
+
+    /// Starts asking for `amount` by bump; the payer sees the display name,
+    /// the amount and the memo.
+    pub fn request_by_bump(
+        &self,
+        amount: i64,
+        memo: &str,
+        audio_sample_rate_hz: u32,
+    ) -> Result<BumpPayment, WalletError> {
+        self.registered_client()?;
+        check_request(amount, memo)?;
+        BumpPayment::new(
+            self.clone(),
+            BumpRole::Payee,
+            Some(amount),
+            memo,
+            audio_sample_rate_hz,
+        )
+    }
+
+    /// Asks for `amount` by sound: a fresh single-use token from the server,
+    /// as PCM to play at `sample_rate_hz` (`profile` `None`: near-ultrasound
+    /// where the rate allows, audible otherwise).
+    pub async fn request_by_sound(
+        &self,
+        amount: i64,
+        memo: &str,
+        sample_rate_hz: u32,
+        profile: Option<crate::acoustic::Profile>,
+    ) -> Result<SoundRequest, WalletError> {
+        check_request(amount, memo)?;
+        SoundRequest::issue(self.clone(), amount, memo, sample_rate_hz, profile).await
+    }
+
+    /// Starts listening for a payee's token in microphone audio at
+    /// `sample_rate_hz`.
+    pub fn listen_for_token(&self, sample_rate_hz: u32) -> Result<SoundPayment, WalletError> {
+        self.registered_client()?;
+        SoundPayment::new(self.clone(), sample_rate_hz)
+    }
+
     // ------------------------------------------------------------- clock
 
     /// Measures the offset to the server's clock (several `GET /v1/time`,
@@ -920,6 +981,23 @@ fn sign_item(
 fn check_pin(pin: &str) -> Result<(), WalletError> {
     if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid("PIN", "a PIN is 4 to 12 digits"));
+    }
+    Ok(())
+}
+
+/// Checks the amount and memo of a request made by bump or sound.
+fn check_request(amount: i64, memo: &str) -> Result<(), WalletError> {
+    if amount <= 0 {
+        return Err(invalid("amount", format!("must be positive, got {amount}")));
+    }
+    if memo.chars().count() > MAX_MEMO_CHARS {
+        return Err(invalid(
+            "memo",
+            format!("longer than {MAX_MEMO_CHARS} characters"),
+        ));
+    }
+    if memo.chars().any(char::is_control) {
+        return Err(invalid("memo", "contains control characters"));
     }
     Ok(())
 }

@@ -45,6 +45,15 @@ pub enum ErrorCode {
     InvalidDialString,
     UnknownCaller,
     OriginatorNotCaller,
+    // Pairing by bump and by sound.
+    /// The bump report came too late, from the future, or when the server
+    /// was full: bump again.
+    BumpRejected,
+    /// A sound token this server never issued (forged, garbled, or from
+    /// another server).
+    TokenUnknown,
+    TokenUsed,
+    TokenExpired,
     // The server.
     Unavailable,
     Internal,
@@ -66,6 +75,10 @@ impl ErrorCode {
             AlreadyRegistered | IdempotencyKeyReused | ClaimNotPending => 409,
             OcraKeyNotRegistered | ChallengeUsed => 409,
             CodeExpired | ClaimExpired | ChallengeExpired => 410,
+            TokenUnknown => 404,
+            TokenUsed => 409,
+            TokenExpired => 410,
+            BumpRejected => 422,
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,
             TooManyRequests => 429,

@@ -8,6 +8,7 @@
 mod bump;
 mod error;
 mod gateway;
+mod pairing;
 pub mod signing;
 mod sync;
 mod types;
@@ -15,6 +16,7 @@ mod types;
 pub use bump::{BumpReport, BumpRole, BumpStatus, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
+pub use pairing::*;
 pub use sync::*;
 pub use types::*;
 
@@ -36,6 +38,19 @@ pub mod paths {
     pub const CHALLENGES: &str = "/v1/challenges";
     pub const GATEWAY_CALLS: &str = "/v1/gateway/calls";
     pub const SYNC: &str = "/v1/sync";
+    pub const BUMPS: &str = "/v1/bumps";
+    pub const SOUND_TOKENS: &str = "/v1/sound-tokens";
+    pub const SOUND_TOKEN_REDEEM: &str = "/v1/sound-tokens/redeem";
+
+    /// A bump report's status; `wait_ms` (at most 5,000) long-polls until it
+    /// is decided.
+    pub fn bump_report(report_id: &str, wait_ms: u32) -> String {
+        format!("{BUMPS}/{report_id}?wait_ms={wait_ms}")
+    }
+
+    pub fn sound_token(token: &str) -> String {
+        format!("{SOUND_TOKENS}/{token}")
+    }
 
     pub fn claim_action(claim_id: &str, action: &str) -> String {
         format!("{CLAIMS}/{claim_id}/{action}")

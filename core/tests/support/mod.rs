@@ -45,12 +45,26 @@ impl TestServer {
         Self::start_at(free_addr(), tempfile::tempdir().unwrap()).await
     }
 
+    /// Starts a server with its configuration adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_tweaked(free_addr(), tempfile::tempdir().unwrap(), tweak).await
+    }
+
     /// Starts (or restarts) a server on `addr` over the database in `dir`.
     pub async fn start_at(addr: SocketAddr, dir: tempfile::TempDir) -> TestServer {
+        Self::start_tweaked(addr, dir, |_| {}).await
+    }
+
+    async fn start_tweaked(
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config =
             Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
         config.listen = addr;
         config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        tweak(&mut config);
         let otp = Arc::new(CapturingOtpSender::default());
         let server = clink_server::start(config, otp.clone())
             .await

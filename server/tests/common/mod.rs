@@ -84,6 +84,29 @@ impl TestServer {
         self.server.url()
     }
 
+    /// A second server instance on this one's database, as when several
+    /// instances run behind a load balancer. With `same_secret` false it
+    /// has a server secret of its own (another deployment's keys).
+    pub async fn another_instance(&self, same_secret: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let first = &self.server.state.config;
+        let mut config = first.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        if !same_secret {
+            config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        }
+        let otp = Arc::new(CapturingOtpSender::default());
+        let server = clink_server::start(config, otp.clone())
+            .await
+            .expect("second instance starts");
+        TestServer {
+            server,
+            otp,
+            backend: self.backend,
+            _dir: dir,
+        }
+    }
+
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.server.state.db.pool
     }
@@ -220,7 +243,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::Backend::Sqlite).await
+                    super::$name($crate::common::Backend::Sqlite).await
                 }
             )*
         }
@@ -228,7 +251,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::Backend::Postgres).await
+                    super::$name($crate::common::Backend::Postgres).await
                 }
             )*
         }

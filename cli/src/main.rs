@@ -8,6 +8,7 @@
 //! not. Secrets are never printed.
 
 mod sound;
+mod sound_pay;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -18,8 +19,8 @@ use clap::{Parser, Subcommand};
 use clink_core::acoustic::Profile;
 use clink_core::secrets::SecretStore;
 use clink_core::wallet::{
-    Draft, DraftKind, FileSecretStore, OutboxItem, OutboxState, Wallet, WalletError, WalletEvent,
-    WalletListener,
+    Draft, DraftKind, FileSecretStore, OutboxItem, OutboxState, SoundPaymentState,
+    SoundRequestState, Wallet, WalletError, WalletEvent, WalletListener,
 };
 use clink_core::wire::{Direction, TransferView};
 
@@ -105,6 +106,43 @@ enum Command {
         /// Decode this WAV file instead of listening.
         #[arg(long = "in", value_name = "FILE.wav", conflicts_with = "device")]
         input: Option<PathBuf>,
+    },
+    /// Ask for money by sound: the server issues a single-use token, the
+    /// speaker plays it until a payer's phone hears it, and the payer approves.
+    AskBySound {
+        amount: i64,
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Near-ultrasound unless told otherwise.
+        #[arg(long, value_enum)]
+        profile: Option<ProfileArg>,
+        /// Output device name or id; the default speaker otherwise.
+        #[arg(long)]
+        device: Option<String>,
+        /// Write the token's sound to a WAV file instead of playing it.
+        #[arg(long, value_name = "FILE.wav", conflicts_with = "device")]
+        out: Option<PathBuf>,
+        /// Seconds to wait for a payer.
+        #[arg(long, default_value_t = 60.0)]
+        wait: f64,
+    },
+    /// Pay a request heard by sound: listen for the payee's token, show who
+    /// asks for how much, and approve with the PIN.
+    PayBySound {
+        /// Seconds to listen for a token.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Input device name or id; the default microphone otherwise.
+        #[arg(long)]
+        device: Option<String>,
+        /// Decode this recording instead of listening.
+        #[arg(long = "in", value_name = "FILE.wav", conflicts_with = "device")]
+        input: Option<PathBuf>,
+        /// Approve without asking (the PIN is still needed).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        pin: PinArg,
     },
     /// Play a 16-byte token (32 hex digits) as sound on the speaker, or write
     /// it to a WAV file. Needs no wallet.
@@ -320,6 +358,97 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Init | Command::Listen { .. } | Command::PlayToken { .. } => {
             unreachable!("handled above")
         }
+        Command::AskBySound {
+            amount,
+            memo,
+            profile,
+            device,
+            out,
+            wait,
+        } => {
+            let options = sound_pay::AskOptions {
+                amount: *amount,
+                memo: memo.clone(),
+                profile: profile.map(Profile::from),
+                device: device.clone(),
+                out: out.clone(),
+                wait: listen_duration(*wait)?,
+            };
+            let state =
+                sound_pay::ask_by_sound(&wallet, &options, |event| eprintln!("{event}")).await?;
+            let (outcome, text) = match state {
+                SoundRequestState::Paid => ("paid", format!("paid: {amount} received")),
+                SoundRequestState::Declined => ("declined", "the payer declined".into()),
+                SoundRequestState::Expired => ("expired", "the token expired unheard".into()),
+                SoundRequestState::Playing { .. } | SoundRequestState::RequestSent { .. } => {
+                    ("waiting", "no payment yet; gave up waiting".into())
+                }
+                SoundRequestState::Failed { error } => return Err(explain(error)),
+            };
+            if json {
+                print_json(&serde_json::json!({"outcome": outcome, "amount": amount}));
+            } else {
+                println!("{text}");
+            }
+            if outcome != "paid" {
+                return Err(text);
+            }
+        }
+        Command::PayBySound {
+            seconds,
+            device,
+            input,
+            yes,
+            pin,
+        } => {
+            let options = sound_pay::PayOptions {
+                device: device.clone(),
+                input: input.clone(),
+                listen: listen_duration(*seconds)?,
+            };
+            let flow = sound_pay::hear_request(&wallet, &options).await?;
+            let (name, amount, memo) = match flow.state() {
+                SoundPaymentState::Confirm {
+                    payee_display_name,
+                    amount,
+                    memo,
+                    ..
+                } => (payee_display_name, amount, memo),
+                SoundPaymentState::Expired => {
+                    return Err("the token has expired; ask the payee for a new one".into());
+                }
+                SoundPaymentState::Failed { error } => return Err(explain(error)),
+                other => return Err(format!("the payment stopped in state {other:?}")),
+            };
+            let memo_part = if memo.is_empty() {
+                String::new()
+            } else {
+                format!(" for \"{memo}\"")
+            };
+            eprintln!("{name} asks you for {amount}{memo_part}.");
+            let approved = *yes || confirm("Pay? [y/N] ")?;
+            let state = if approved {
+                flow.approve(&pin.get()?).await.map_err(explain)?
+            } else {
+                flow.decline().await.map_err(explain)?
+            };
+            let outcome = match state {
+                SoundPaymentState::Paid => "paid",
+                SoundPaymentState::Declined => "declined",
+                SoundPaymentState::Expired => "expired",
+                _ => "unfinished",
+            };
+            if json {
+                print_json(&serde_json::json!({
+                    "outcome": outcome, "payee_display_name": name, "amount": amount, "memo": memo
+                }));
+            } else {
+                println!("{outcome}: {amount} to {name}");
+            }
+            if outcome == "expired" {
+                return Err("the request expired before it was approved".into());
+            }
+        }
         Command::Register { phone } => {
             let started = wallet.register(phone).await.map_err(explain)?;
             if json {
@@ -507,10 +636,24 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// Asks a yes/no question on the terminal; anything but "y" or "yes" is no.
+fn confirm(question: &str) -> Result<bool, String> {
+    eprint!("{question}");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 fn listen_duration(seconds: f64) -> Result<std::time::Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0 && seconds <= 24.0 * 3600.0) {
         return Err(format!(
-            "--seconds must be a positive number of seconds up to a day, not {seconds}"
+            "a duration must be a positive number of seconds up to a day, not {seconds}"
         ));
     }
     Ok(std::time::Duration::from_secs_f64(seconds))

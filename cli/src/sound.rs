@@ -16,9 +16,9 @@ use clink_core::acoustic::{AcousticError, Profile, TOKEN_LEN, Token, TokenDecode
 pub const DEFAULT_RATE_HZ: u32 = 48_000;
 /// Silence fed to the decoder after a file ends, so a token that ends with
 /// the file is still completed.
-const FILE_FLUSH_S: f64 = 0.5;
+pub const FILE_FLUSH_S: f64 = 0.5;
 /// Chunk size when decoding a file (as a device would deliver it).
-const FILE_CHUNK: usize = 1_024;
+pub const FILE_CHUNK: usize = 1_024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SoundError {
@@ -43,8 +43,8 @@ pub enum SoundError {
     NoAudioSupport { hint: &'static str },
 }
 
-const LISTEN_HINT: &str = "to decode a recording instead, use `clink listen --in FILE.wav`";
-const PLAY_HINT: &str =
+pub const LISTEN_HINT: &str = "to decode a recording instead, use `clink listen --in FILE.wav`";
+pub const PLAY_HINT: &str =
     "to write the sound to a file instead, use `clink play-token HEX --out FILE.wav`";
 
 /// Parses 32 hex digits (spaces and dashes allowed between them).
@@ -100,22 +100,7 @@ pub fn write_token_wav(
     path: &Path,
 ) -> Result<Played, SoundError> {
     let modem = TokenModem::new(profile, sample_rate_hz.unwrap_or(DEFAULT_RATE_HZ))?;
-    let pcm = modem.modulate(token);
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: modem.sample_rate_hz(),
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let write_error = |e: hound::Error| SoundError::WriteWav {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(write_error)?;
-    for sample in &pcm {
-        writer.write_sample(*sample).map_err(write_error)?;
-    }
-    writer.finalize().map_err(write_error)?;
+    write_wav(&modem.modulate(token), modem.sample_rate_hz(), path)?;
     Ok(Played {
         token: *token,
         to: path.display().to_string(),
@@ -125,7 +110,27 @@ pub fn write_token_wav(
 }
 
 /// Reads a WAV file as mono f32 (channels averaged) and its rate.
-fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), SoundError> {
+/// Writes mono f32 audio as a 32-bit float WAV file.
+pub fn write_wav(pcm: &[f32], sample_rate_hz: u32, path: &Path) -> Result<(), SoundError> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: sample_rate_hz,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let write_error = |e: hound::Error| SoundError::WriteWav {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(write_error)?;
+    for sample in pcm {
+        writer.write_sample(*sample).map_err(write_error)?;
+    }
+    writer.finalize().map_err(write_error)
+}
+
+/// A WAV file's audio as mono f32 (channels averaged) and its sample rate.
+pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), SoundError> {
     let read_error = |e: hound::Error| SoundError::ReadWav {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -258,7 +258,7 @@ def test_a_bump_from_generated_sensor_data_asks_the_payer_and_pays_once(tmp_path
     asyncio.run(scenario())
 
 
-def test_flows_refuse_an_unregistered_wallet_and_a_bad_rate(tmp_path):
+def test_flows_refuse_an_unregistered_wallet_and_a_bad_rate_and_end_when_cancelled(tmp_path):
     phone = Phone(tmp_path, "Dave", "8642")
     with pytest.raises(WalletError.NotRegistered):
         phone.wallet.pay_by_bump(BUMP_AUDIO_HZ)
@@ -271,6 +271,19 @@ def test_flows_refuse_an_unregistered_wallet_and_a_bad_rate(tmp_path):
             phone.wallet.request_by_bump(800, "", 8_000)
         with pytest.raises(WalletError.InvalidAmount):
             await phone.wallet.request_by_sound(0, "", SOUND_RATE_HZ, None)
+        # Cancelled before a knock or a token: the waits end at once.
+        bump = phone.wallet.pay_by_bump(BUMP_AUDIO_HZ)
+        with pytest.raises(WalletError.InvalidInput):
+            bump.push_audio_bytes(b"\x00", PcmEncoding.I16_LE, 0.0)
+        waiting = asyncio.ensure_future(bump.wait_for_outcome())
+        await asyncio.sleep(0.05)
+        assert bump.cancel() == BumpPaymentState.CANCELLED()
+        assert await asyncio.wait_for(waiting, 5) == BumpPaymentState.CANCELLED()
+        sound = phone.wallet.listen_for_token(SOUND_RATE_HZ)
+        assert sound.cancel() == SoundPaymentState.CANCELLED()
+        assert await sound.wait_for_confirm() == SoundPaymentState.CANCELLED()
+        with pytest.raises(WalletError.InvalidInput):
+            await sound.decline()
 
     asyncio.run(scenario())
 

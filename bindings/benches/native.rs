@@ -7,8 +7,9 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clink_ffi::acoustic::acoustic_token_len;
+use clink_ffi::acoustic::{AcousticProfile, TokenDecoder, acoustic_token_len};
 use clink_ffi::dtmf::{DtmfDetector, dtmf_synth_config_default, synthesize_dtmf_f32};
+use clink_ffi::pcm::{PcmEncoding, pcm_to_bytes};
 use clink_ffi::secrets::{SecretError, SecretStore};
 use clink_ffi::wallet::Wallet;
 
@@ -77,6 +78,47 @@ fn main() {
         });
         report(
             &format!("DtmfDetector.push_f32, 1 s at {} kHz", rate_hz / 1000),
+            ns,
+        );
+    }
+    // One second at 48 kHz as the app's own buffer: bytes in, converted here.
+    let mut config = dtmf_synth_config_default();
+    config.sample_rate_hz = 48_000;
+    let mut pcm = synthesize_dtmf_f32("0123456789".into(), config).expect("valid config");
+    pcm.truncate(48_000);
+    let encoded = [PcmEncoding::F32Le, PcmEncoding::I16Le]
+        .map(|encoding| (encoding, pcm_to_bytes(pcm.clone(), encoding)));
+    for (encoding, bytes) in &encoded {
+        let detector = DtmfDetector::new(48_000).expect("valid rate");
+        let ns = median_ns(31, 5, || {
+            black_box(
+                detector
+                    .push_bytes(bytes.clone(), *encoding)
+                    .expect("whole samples"),
+            );
+        });
+        report(
+            &format!("DtmfDetector.push_bytes({encoding:?}), 1 s at 48 kHz"),
+            ns,
+        );
+    }
+    let decoder = TokenDecoder::new(AcousticProfile::NearUltrasound, 48_000).expect("valid rate");
+    report(
+        "TokenDecoder.push, 1 s at 48 kHz",
+        median_ns(31, 5, || {
+            black_box(decoder.push(pcm.clone()));
+        }),
+    );
+    for (encoding, bytes) in &encoded {
+        let ns = median_ns(31, 5, || {
+            black_box(
+                decoder
+                    .push_bytes(bytes.clone(), *encoding)
+                    .expect("whole samples"),
+            );
+        });
+        report(
+            &format!("TokenDecoder.push_bytes({encoding:?}), 1 s at 48 kHz"),
             ns,
         );
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use clink_core::acoustic as core;
 
 use crate::lock::lock;
+use crate::pcm::{self, PcmEncoding, PcmError};
 
 /// Which part of the spectrum the modem uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -126,6 +127,17 @@ impl TokenDecoder {
             .into_iter()
             .map(|token| token.to_vec())
             .collect()
+    }
+
+    /// Feeds raw PCM bytes (see `PcmEncoding`): the same as `push`, without
+    /// passing the samples one by one.
+    pub fn push_bytes(
+        &self,
+        pcm: Vec<u8>,
+        encoding: PcmEncoding,
+    ) -> Result<Vec<Vec<u8>>, PcmError> {
+        let samples = pcm::to_f32(&pcm, encoding)?;
+        Ok(self.push(samples))
     }
 
     /// Forgets all buffered input, as if newly created.

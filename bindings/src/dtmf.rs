@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use clink_core::dtmf as core;
 
 use crate::lock::lock;
+use crate::pcm::{self, PcmEncoding, PcmError};
 
 /// How to render keys: each is `tone_ms` of its two tones then `gap_ms` of
 /// silence. `dtmf_synth_config_default()` gives the core's defaults.
@@ -107,6 +108,19 @@ impl DtmfDetector {
     /// Feeds signed 16-bit samples; returns the keys that ended in them.
     pub fn push_i16(&self, samples: Vec<i16>) -> Vec<DtmfEvent> {
         events(lock(&self.state, "DTMF detector").push_i16(&samples))
+    }
+
+    /// Feeds raw PCM bytes (see `PcmEncoding`): the same as `push_f32` or
+    /// `push_i16`, without passing the samples one by one.
+    pub fn push_bytes(
+        &self,
+        pcm: Vec<u8>,
+        encoding: PcmEncoding,
+    ) -> Result<Vec<DtmfEvent>, PcmError> {
+        let samples = pcm::to_f32(&pcm, encoding)?;
+        Ok(events(
+            lock(&self.state, "DTMF detector").push_f32(&samples),
+        ))
     }
 
     /// Ends the stream: reports a key still sounding at its end and starts

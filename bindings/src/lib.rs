@@ -6,8 +6,8 @@
 //! error enums that the generated code raises as exceptions). A module per
 //! core module, named the same.
 //!
-//! Streaming objects (`DtmfDetector`, `TokenDecoder`) hold their core state
-//! in a `Mutex`: uniffi hands objects out as `Arc`s that any thread of the
+//! Streaming objects (`DtmfDetector`, `TokenDecoder`, `KnockDetector`,
+//! `FingerprintExtractor`) hold their core state in a `Mutex`: uniffi hands objects out as `Arc`s that any thread of the
 //! app may call.
 //!
 //! Panics: the library is built with `panic = "unwind"` so that uniffi's
@@ -15,9 +15,12 @@
 //! than abort the app.
 
 pub mod acoustic;
+pub mod bump;
 pub mod challenge;
 pub mod dialstring;
 pub mod dtmf;
+pub mod pairing;
+pub mod pcm;
 pub mod phone;
 pub mod secrets;
 pub mod wallet;

@@ -46,7 +46,7 @@ impl core::WalletListener for ForeignListener {
 /// in a local store, synced with the server exactly once each.
 #[derive(uniffi::Object)]
 pub struct Wallet {
-    core: core::Wallet,
+    pub(crate) core: core::Wallet,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -314,6 +314,23 @@ mod tests {
                 locked_until_ms: Some(42),
                 ..
             }
+        ));
+        // The sound and bump refusals an app tells apart have their own.
+        assert!(matches!(
+            refused(ErrorCode::TokenUsed, None, None),
+            WalletError::TokenUsed { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::TokenExpired, None, None),
+            WalletError::TokenExpired { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::TokenUnknown, None, None),
+            WalletError::TokenUnknown { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::BumpRejected, None, None),
+            WalletError::BumpRejected { .. }
         ));
         assert!(matches!(
             refused(ErrorCode::UnknownPayee, None, None),

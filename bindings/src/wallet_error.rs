@@ -46,6 +46,20 @@ pub enum WalletError {
     },
     #[error("{description}")]
     InsufficientFunds { description: String },
+    /// The sound token was redeemed already (by this payer or another).
+    #[error("{description}")]
+    TokenUsed { description: String },
+    /// The sound token is too old: the payee asks again.
+    #[error("{description}")]
+    TokenExpired { description: String },
+    /// Not a token this server issued (garbled, forged, or another
+    /// server's).
+    #[error("{description}")]
+    TokenUnknown { description: String },
+    /// The bump's report came too late (or from a clock far ahead): bump
+    /// again.
+    #[error("{description}")]
+    BumpRejected { description: String },
     /// Any other refusal by the server, with its code.
     #[error("{description}")]
     Refused {
@@ -137,6 +151,10 @@ impl From<core::WalletError> for WalletError {
                     description,
                 },
                 ErrorCode::InsufficientFunds => WalletError::InsufficientFunds { description },
+                ErrorCode::TokenUsed => WalletError::TokenUsed { description },
+                ErrorCode::TokenExpired => WalletError::TokenExpired { description },
+                ErrorCode::TokenUnknown => WalletError::TokenUnknown { description },
+                ErrorCode::BumpRejected => WalletError::BumpRejected { description },
                 code => WalletError::Refused {
                     code,
                     reason: message,

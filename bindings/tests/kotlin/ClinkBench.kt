@@ -1,10 +1,13 @@
 // FFI call overhead from Kotlin on the JVM (scripts/bench-bindings): a
-// trivial call, one second of PCM handed to the DTMF detector, and the
-// wallet's local reads. Prints the median time per call.
+// trivial call, one second of PCM handed to the DTMF detector and the token
+// decoder (as a list of floats and as bytes), and the wallet's local reads.
+// Prints the median time per call.
 package app.clink.bench
 
 import app.clink.core.*
 import java.io.File
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
 import java.nio.file.Files
 
 /** Median nanoseconds per call of `body`, over `rounds` timed rounds of `callsPerRound` calls. */
@@ -54,6 +57,25 @@ fun main() {
         val pcmI16 = pcm.map { (it * 32767f).toInt().toShort() }
         DtmfDetector(rateHz.toUInt()).use { detector ->
             report("DtmfDetector.pushI16, 1 s at ${rateHz / 1000} kHz", medianNs(31, 5) { detector.pushI16(pcmI16) })
+        }
+    }
+    // One second at 48 kHz as the app's own buffer (AudioRecord fills a
+    // ByteBuffer): bytes in, no list.
+    val pcm = oneSecondOfKeys(48_000)
+    val asF32 = ByteBuffer.allocate(pcm.size * 4).order(ByteOrder.LITTLE_ENDIAN)
+        .also { b -> pcm.forEach { b.putFloat(it) } }.array()
+    val asI16 = ByteBuffer.allocate(pcm.size * 2).order(ByteOrder.LITTLE_ENDIAN)
+        .also { b -> pcm.forEach { b.putShort((it * 32767f).toInt().toShort()) } }.array()
+    val encoded = listOf(PcmEncoding.F32_LE to asF32, PcmEncoding.I16_LE to asI16)
+    for ((encoding, bytes) in encoded) {
+        DtmfDetector(48_000u).use { detector ->
+            report("DtmfDetector.pushBytes($encoding), 1 s at 48 kHz", medianNs(31, 5) { detector.pushBytes(bytes, encoding) })
+        }
+    }
+    TokenDecoder(AcousticProfile.NEAR_ULTRASOUND, 48_000u).use { decoder ->
+        report("TokenDecoder.push, 1 s at 48 kHz", medianNs(31, 5) { decoder.push(pcm) })
+        for ((encoding, bytes) in encoded) {
+            report("TokenDecoder.pushBytes($encoding), 1 s at 48 kHz", medianNs(31, 5) { decoder.pushBytes(bytes, encoding) })
         }
     }
     // The wallet's local reads (SQLite store, no server).

@@ -1,6 +1,7 @@
 // The generated Kotlin bindings against the real library, on the JVM.
 // Run by scripts/test-bindings; prints "N passed, M failed" and exits
-// non-zero if any test failed.
+// non-zero if any test failed. The bump and sound scenarios are in
+// PairingTest.kt.
 package app.clink.test
 
 import app.clink.core.*
@@ -14,19 +15,19 @@ import kotlin.system.exitProcess
 
 private val tests = mutableListOf<Pair<String, () -> Unit>>()
 
-private fun test(name: String, body: () -> Unit) {
+internal fun test(name: String, body: () -> Unit) {
     tests += name to body
 }
 
-private fun check(condition: Boolean, message: () -> String) {
+internal fun check(condition: Boolean, message: () -> String) {
     if (!condition) throw AssertionError(message())
 }
 
-private fun <T> checkEqual(expected: T, actual: T, what: String) {
+internal fun <T> checkEqual(expected: T, actual: T, what: String) {
     check(expected == actual) { "$what: expected <$expected>, got <$actual>" }
 }
 
-private inline fun <reified E : Throwable> checkThrows(body: () -> Unit): E {
+internal inline fun <reified E : Throwable> checkThrows(body: () -> Unit): E {
     try {
         body()
     } catch (e: Throwable) {
@@ -37,7 +38,7 @@ private inline fun <reified E : Throwable> checkThrows(body: () -> Unit): E {
 }
 
 /** A keychain stand-in: secrets in a map, counting writes. */
-private class MapSecretStore : SecretStore {
+internal class MapSecretStore : SecretStore {
     val secrets = mutableMapOf<String, ByteArray>()
     var puts = 0
 
@@ -73,26 +74,26 @@ private class BrokenSecretStore : SecretStore {
 }
 
 /** The real server scripts/test-bindings started, and the file its codes go to. */
-private val serverUrl: String by lazy { env("CLINK_TEST_SERVER_URL") }
-private val otpFile: File by lazy { File(env("CLINK_TEST_OTP_FILE")) }
+internal val serverUrl: String by lazy { env("CLINK_TEST_SERVER_URL") }
+internal val otpFile: File by lazy { File(env("CLINK_TEST_OTP_FILE")) }
 
 /** A port nothing listens on: the wallet is offline there. */
 private const val OFFLINE_URL = "http://127.0.0.1:9"
 
-private fun env(name: String): String =
+internal fun env(name: String): String =
     System.getenv(name) ?: throw AssertionError("$name is not set: run scripts/test-bindings")
 
 /** A fresh Japanese mobile number, so runs against one server never collide. */
-private fun freshPhone(): String =
+internal fun freshPhone(): String =
     "090-%d%03d-%04d".format(Random.nextInt(1, 10), Random.nextInt(1000), Random.nextInt(10_000))
 
 /** The last registration code the server wrote for `e164`. */
-private fun codeFor(e164: String): String =
+internal fun codeFor(e164: String): String =
     otpFile.readLines().lastOrNull { it.startsWith("$e164 ") }?.substringAfter(' ')
         ?: throw AssertionError("no code for $e164 in $otpFile")
 
 /** Records every event the wallet reports, from whichever thread reports it. */
-private class EventLog : WalletListener {
+internal class EventLog : WalletListener {
     val events = CopyOnWriteArrayList<WalletEvent>()
 
     override fun onEvent(event: WalletEvent) {
@@ -101,7 +102,7 @@ private class EventLog : WalletListener {
 }
 
 /** A wallet in a fresh directory with its own keychain, registered and verified on the real server. */
-private class Phone(val name: String, val pin: String) {
+internal class Phone(val name: String, val pin: String) {
     val dir: String = Files.createTempDirectory("clink-wallet-").toString()
     val store = MapSecretStore()
     val log = EventLog()
@@ -403,6 +404,8 @@ fun main() {
             erin.wallet.close()
         }
     }
+
+    registerPairingTests()
 
     var failed = 0
     for ((name, body) in tests) {

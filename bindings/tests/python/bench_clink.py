@@ -1,14 +1,19 @@
 """FFI call overhead from Python (scripts/bench-bindings): a trivial call, one
-second of PCM handed to the DTMF detector, and the wallet's local reads.
-Prints the median time per call."""
+second of PCM handed to the DTMF detector and the token decoder (as a list
+of floats and as bytes), and the wallet's local reads. Prints the median
+time per call."""
 
 import statistics
+import struct
 import tempfile
 import time
 
 from clink_ffi import (
+    AcousticProfile,
     DtmfDetector,
+    PcmEncoding,
     SecretStore,
+    TokenDecoder,
     Wallet,
     acoustic_token_len,
     dtmf_synth_config_default,
@@ -71,6 +76,23 @@ def main():
         report(
             f"DtmfDetector.push_i16, 1 s at {rate_hz // 1000} kHz",
             median_ns(15, 3, lambda: detector.push_i16(pcm_i16)),
+        )
+    # One second at 48 kHz as the app's own buffer: bytes in, no list.
+    pcm = one_second_of_keys(48_000)
+    as_f32 = struct.pack(f"<{len(pcm)}f", *pcm)
+    as_i16 = struct.pack(f"<{len(pcm)}h", *(int(x * 32767) for x in pcm))
+    for encoding, data in ((PcmEncoding.F32_LE, as_f32), (PcmEncoding.I16_LE, as_i16)):
+        detector = DtmfDetector(48_000)
+        report(
+            f"DtmfDetector.push_bytes({encoding.name}), 1 s at 48 kHz",
+            median_ns(15, 3, lambda: detector.push_bytes(data, encoding)),
+        )
+    decoder = TokenDecoder(AcousticProfile.NEAR_ULTRASOUND, 48_000)
+    report("TokenDecoder.push, 1 s at 48 kHz", median_ns(15, 3, lambda: decoder.push(pcm)))
+    for encoding, data in ((PcmEncoding.F32_LE, as_f32), (PcmEncoding.I16_LE, as_i16)):
+        report(
+            f"TokenDecoder.push_bytes({encoding.name}), 1 s at 48 kHz",
+            median_ns(15, 3, lambda: decoder.push_bytes(data, encoding)),
         )
     # The wallet's local reads (SQLite store, no server).
     with tempfile.TemporaryDirectory() as data_dir:

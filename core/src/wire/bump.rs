@@ -110,20 +110,6 @@ mod base64_bytes {
     }
 }
 
-/// What the server tells a phone about its bump.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum BumpStatus {
-    /// Still waiting for the other phone's report or for conflicting ones.
-    Pending,
-    /// Paired: the payer is asked to approve the claim.
-    Matched { claim_id: String },
-    /// Several phones bumped at once nearby; bump again.
-    Ambiguous,
-    /// No other phone reported the same bump in time.
-    Expired,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ pub mod signing;
 mod sync;
 mod types;
 
-pub use bump::{BumpReport, BumpRole, BumpStatus, CoarseLocation, ImpulseFeatures};
+pub use bump::{BumpReport, BumpRole, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
 pub use pairing::*;

@@ -985,7 +985,8 @@ fn check_pin(pin: &str) -> Result<(), WalletError> {
     Ok(())
 }
 
-/// Checks the amount and memo of a request made by bump or sound.
+/// Checks an amount and a memo (of a draft, or of a request made by bump or
+/// sound).
 fn check_request(amount: i64, memo: &str) -> Result<(), WalletError> {
     if amount <= 0 {
         return Err(invalid("amount", format!("must be positive, got {amount}")));
@@ -1016,18 +1017,7 @@ fn check_draft(counterparty: &str, amount: i64, memo: &str) -> Result<String, Wa
             format!("{counterparty:?} is not a phone number (digits, spaces, + - ( ) only)"),
         ));
     }
-    if amount <= 0 {
-        return Err(invalid("amount", format!("must be positive, got {amount}")));
-    }
-    if memo.chars().count() > MAX_MEMO_CHARS {
-        return Err(invalid(
-            "memo",
-            format!("longer than {MAX_MEMO_CHARS} characters"),
-        ));
-    }
-    if memo.chars().any(char::is_control) {
-        return Err(invalid("memo", "contains control characters"));
-    }
+    check_request(amount, memo)?;
     Ok(counterparty.to_string())
 }
 

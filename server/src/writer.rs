@@ -7,9 +7,10 @@
 //! back only its own writes. Replies are sent only after the commit, so a
 //! client never hears "done" for something that could still be lost.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
@@ -120,22 +121,27 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let mut delivers = Vec::with_capacity(batch.len());
-        let committed = run_batch(&mut conn, connector.backend, &mut batch, &mut delivers).await;
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, "ledger batch failed; rolled back");
-            let _ = conn.execute("ROLLBACK").await;
-        }
-        // Answers first: a caller whose batch failed may retry at once
-        // (its idempotency key makes that safe, even if the commit did
-        // happen and only its acknowledgement was lost).
-        for deliver in delivers {
-            deliver(committed.clone());
-        }
-        if committed.is_err() && conn.ping().await.is_err() {
-            conn = reconnect(&connector).await;
+    let mut received = Vec::with_capacity(max_batch);
+    let mut queue = VecDeque::with_capacity(max_batch);
+    while rx.recv_many(&mut received, max_batch).await > 0 {
+        queue.extend(received.drain(..));
+        while !queue.is_empty() {
+            let mut delivers = Vec::with_capacity(queue.len());
+            let committed =
+                run_batch(&mut conn, connector.backend, &mut queue, &mut delivers).await;
+            if let Err(e) = &committed {
+                tracing::error!(error = %e, "ledger batch failed; rolled back");
+                let _ = conn.execute("ROLLBACK").await;
+            }
+            // Answers first: a caller whose batch failed may retry at once
+            // (its idempotency key makes that safe, even if the commit did
+            // happen and only its acknowledgement was lost).
+            for deliver in delivers {
+                deliver(committed.clone());
+            }
+            if committed.is_err() && conn.ping().await.is_err() {
+                conn = reconnect(&connector).await;
+            }
         }
     }
 }
@@ -162,17 +168,27 @@ async fn reconnect(connector: &WriterConnector) -> AnyConnection {
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
+/// Most time one transaction spends running jobs before it commits, even
+/// with more jobs waiting. It bounds how long a job's writes stay invisible
+/// to other connections (pairing decisions on other instances count on it,
+/// see `pairing::bump::COMMIT_MARGIN_MS`) and how long a reply waits on
+/// other requests' work.
+pub const MAX_BATCH_WORK: Duration = Duration::from_millis(100);
+
+/// Runs jobs from the front of `queue` in one transaction, until the queue
+/// is empty or [`MAX_BATCH_WORK`] has passed, and commits them. Jobs not
+/// reached stay queued for the next transaction, also when this one fails.
 async fn run_batch(
     conn: &mut AnyConnection,
     backend: Backend,
-    batch: &mut Vec<Job>,
+    queue: &mut VecDeque<Job>,
     delivers: &mut Vec<Deliver>,
 ) -> Result<(), AppError> {
+    let started = Instant::now();
     // Savepoint bookkeeping shares one round trip with its neighbours:
     // each `execute` of plain SQL may hold several statements.
     let mut next = format!("{}; SAVEPOINT job", backend.begin_write());
-    let jobs = batch.len();
-    for (i, job) in batch.drain(..).enumerate() {
+    while let Some(job) = queue.pop_front() {
         conn.execute(next.as_str()).await?;
         let (keep, deliver) = job(conn).await;
         delivers.push(deliver);
@@ -181,12 +197,88 @@ async fn run_batch(
         } else {
             "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
         });
-        next.push_str(if i + 1 < jobs {
-            "; SAVEPOINT job"
-        } else {
-            "; COMMIT"
-        });
+        if queue.is_empty() || started.elapsed() >= MAX_BATCH_WORK {
+            break;
+        }
+        next.push_str("; SAVEPOINT job");
     }
+    next.push_str("; COMMIT");
     conn.execute(next.as_str()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A job that ran past `MAX_BATCH_WORK` is committed and answered
+    /// before the jobs queued behind it run: its writes are visible to
+    /// other connections within that bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_job_is_committed_and_answered_before_later_jobs_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let db = Database::open(&url).await.unwrap();
+        let writer = Writer::spawn(&db, 64).await.unwrap();
+        let log = Arc::new(Mutex::new(Vec::<&str>::new()));
+
+        // Hold the writer so that the next two jobs arrive together.
+        let (release, held) = oneshot::channel::<()>();
+        let holding = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .run(move |_conn| {
+                        Box::pin(async move {
+                            let _ = held.await;
+                            Outcome::from_result(Ok(()))
+                        })
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let slow = {
+            let (writer, log) = (writer.clone(), log.clone());
+            tokio::spawn(async move {
+                writer
+                    .run(move |_conn| {
+                        Box::pin(async move {
+                            tokio::time::sleep(MAX_BATCH_WORK + Duration::from_millis(50)).await;
+                            Outcome::from_result(Ok(()))
+                        })
+                    })
+                    .await
+                    .unwrap();
+                log.lock().unwrap().push("slow job answered");
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let next = {
+            let (writer, log) = (writer.clone(), log.clone());
+            tokio::spawn(async move {
+                writer
+                    .run(move |_conn| {
+                        Box::pin(async move {
+                            // Give a delivered answer time to be logged.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            log.lock().unwrap().push("next job ran");
+                            Outcome::from_result(Ok(()))
+                        })
+                    })
+                    .await
+                    .unwrap();
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        slow.await.unwrap();
+        next.await.unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec!["slow job answered", "next job ran"]
+        );
+    }
 }

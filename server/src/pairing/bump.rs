@@ -48,8 +48,14 @@ use crate::{AppState, now_ms};
 /// How often each instance looks for reports due for a decision.
 pub const TICK: Duration = Duration::from_millis(200);
 /// Extra wait after a report settles before it is decided: time for a rival
-/// accepted just in time to be committed, by this or another instance.
+/// accepted just in time to be committed, by this or another instance. A
+/// writer commits at most `MAX_BATCH_WORK` after it ran a job, so the margin
+/// covers that and a slow flush.
 pub const COMMIT_MARGIN_MS: i64 = 500;
+const _: () = assert!(
+    COMMIT_MARGIN_MS >= 4 * crate::writer::MAX_BATCH_WORK.as_millis() as i64,
+    "a rival's commit must land well within the decision margin"
+);
 /// Decided reports are kept this long so both phones can read the outcome.
 pub const DECIDED_RETENTION_MS: i64 = 60_000;
 /// Longest long-poll of a report's status.

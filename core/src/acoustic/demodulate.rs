@@ -5,8 +5,8 @@
 //! strongest path and a little back for an earlier (direct) path, waits for
 //! the rest of the token to arrive, and demodulates at those timings until
 //! one passes the CRC. A failed candidate costs nothing but the attempt:
-//! scanning resumes right after it. Each attempt checks at most fourteen
-//! decodes against the CRC-32C (seven per candidate start); noise starts an
+//! scanning resumes right after it. Each attempt checks at most twenty
+//! decodes against the CRC-32C (ten per candidate start); noise starts an
 //! attempt about once every few seconds, so a false token is expected less
 //! than once in several decades.
 
@@ -44,7 +44,7 @@ const ECHO_TAPS: usize = 2;
 /// Re-decoding passes with the echo model when the first decode fails.
 const ECHO_MODEL_PASSES: usize = 2;
 /// Re-decoding passes with the long channel estimate when those fail.
-const REVERB_PASSES: usize = 3;
+const REVERB_PASSES: usize = 6;
 
 /// Decodes tokens from microphone audio pushed in chunks of any size.
 pub struct TokenDecoder {
@@ -333,7 +333,9 @@ impl Demodulator {
                 return Some(token);
             }
             let grid_bits = self.interleaver.spread(&fec::encode(&bits));
-            self.reverb.fill_grid(layout, &grid_bits, &mut self.grid);
+            if !self.reverb.fill_grid(layout, &grid_bits, &mut self.grid) {
+                return None;
+            }
             bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
         }
         frame::token_from_bits(&bits)

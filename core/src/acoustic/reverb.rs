@@ -35,7 +35,7 @@ use super::preamble::taper_gain;
 
 /// Longest echo the channel estimate covers. Longer catches more of the
 /// reverberation; shorter leaves fewer unknowns to estimate from one token.
-const CHANNEL_S: f64 = 0.1;
+const CHANNEL_S: f64 = 0.15;
 /// Echo delays before the candidate start the estimate allows for (the
 /// decoder may time a token on a strong path just after the direct sound).
 const EARLY_CHANNEL_S: f64 = 0.005;
@@ -50,6 +50,15 @@ const KERNEL_HALF_WIDTH_HZ: f64 = 1000.0;
 /// Channel estimate and detection rounds per pass: each round estimates the
 /// channel from the previous round's sign decisions.
 const ESTIMATION_ROUNDS: usize = 3;
+/// Below this share of the in-band input explained by the rebuilt waveform
+/// heard through the channel, the input is taken for noise, which the
+/// channel's degrees of freedom let fit up to about a quarter (26 % at most
+/// over 120 s of noise and ambient sound); a token at 0 dB SNR in the
+/// reverberant living room fits about half. Saves noise the later rounds.
+const MIN_EXPLAINED_SHARE: f32 = 0.3;
+/// Half-width, in samples, of the average that measures each channel tap's
+/// power.
+const SMOOTHING_HALF_LEN: usize = 48;
 /// Per-subcarrier sequence detection tries every sign sequence of the data
 /// symbols: 2^11 of them.
 const MAX_SEQUENCE_SYMBOLS: usize = 16;
@@ -82,6 +91,8 @@ pub struct ReverbCanceller {
     rebuilt: Vec<Complex32>,
     channel: Vec<Complex32>,
     residual: Vec<Complex32>,
+    /// Share of the in-band input the last rebuilt waveform explains.
+    explained: f32,
 }
 
 impl ReverbCanceller {
@@ -154,6 +165,7 @@ impl ReverbCanceller {
             rebuilt: vec![Complex32::ZERO; long_len],
             channel: vec![Complex32::ZERO; long_len],
             residual: vec![Complex32::ZERO; long_len],
+            explained: 0.0,
         }
     }
 
@@ -174,11 +186,18 @@ impl ReverbCanceller {
     /// interference the coded bits `grid_bits` (spread over the grid) imply.
     // Indexing by (symbol, subcarrier) reads closer to the model than zips.
     #[allow(clippy::needless_range_loop)]
-    pub fn fill_grid(&mut self, layout: &Layout, grid_bits: &[u8], grid: &mut [f32]) {
+    /// Returns false, after one round, if the rebuilt waveform heard through
+    /// the channel explains too little of the input's in-band energy for a
+    /// token to be there (`grid` is then incomplete).
+    pub fn fill_grid(&mut self, layout: &Layout, grid_bits: &[u8], grid: &mut [f32]) -> bool {
         let mut signs = symbol_signs(layout, grid_bits);
-        for _ in 0..ESTIMATION_ROUNDS {
+        for round in 0..ESTIMATION_ROUNDS {
             signs = self.detect(layout, &signs, grid);
+            if round == 0 && self.explained < MIN_EXPLAINED_SHARE {
+                return false;
+            }
         }
+        true
     }
 
     /// One round: estimates the channel from the rebuilt waveform for
@@ -207,6 +226,13 @@ impl ReverbCanceller {
         {
             *r = (y - x * h) * h.conj();
         }
+        let band = self.band.clone();
+        let left: f32 = band
+            .clone()
+            .map(|f| (self.received[f] - self.rebuilt[f] * self.channel[f]).norm_sqr())
+            .sum();
+        let total: f32 = band.map(|f| self.received[f].norm_sqr()).sum();
+        self.explained = 1.0 - left / total.max(f32::MIN_POSITIVE);
         self.inverse.process(&mut self.residual);
         let scale = 1.0 / n as f32;
         let count = layout.ofdm_symbols();
@@ -291,6 +317,23 @@ impl ReverbCanceller {
         }
         self.inverse.process(&mut self.channel);
         let scale = 1.0 / n as f32;
+        let taps: Vec<f32> = self.channel.iter().map(|h| h.re * scale).collect();
+        // Delays from half the FFT length on (short of the early ones) hold
+        // no echo, only what the division let through: the noise per tap.
+        let quiet = &taps[n / 2..n - self.early_len];
+        let noise = quiet.iter().map(|t| t * t).sum::<f32>() / quiet.len() as f32;
+        // Wiener weight per tap from the local power (taps oscillate at the
+        // band's frequencies, so average over a millisecond or two).
+        let half = SMOOTHING_HALF_LEN;
+        let mut prefix = vec![0f32; n + 1];
+        for (i, t) in taps.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + t * t;
+        }
+        let local_power = |delay: usize| {
+            let lo = delay.saturating_sub(half);
+            let hi = (delay + half + 1).min(n);
+            (prefix[hi] - prefix[lo]) / (hi - lo) as f32
+        };
         let fade_len = self.channel_len / 4;
         for (delay, h) in self.channel.iter_mut().enumerate() {
             let keep = if delay < self.channel_len {
@@ -306,7 +349,12 @@ impl ReverbCanceller {
             } else {
                 0.0
             };
-            *h = Complex32::new(h.re * scale * keep, 0.0);
+            let wiener = if keep > 0.0 {
+                (1.0 - noise / local_power(delay).max(f32::MIN_POSITIVE)).max(0.0)
+            } else {
+                1.0
+            };
+            *h = Complex32::new(taps[delay] * keep * wiener, 0.0);
         }
         self.forward.process(&mut self.channel);
     }

@@ -8,7 +8,7 @@
 //! One impulse response, the living room at 1.5 m, is tested apart: there
 //! late reverberation carries three quarters of the energy (direct-to-
 //! reverberant ratio about −5 dB); the decoder cancels it with a channel
-//! estimated over the whole token and reaches 91–96 % rather than 99 %;
+//! estimated over the whole token and reaches 93–98 % rather than 99 %;
 //! see the last tests.
 
 mod acoustic_support;
@@ -22,9 +22,10 @@ const MIN_DECODED: usize = 198;
 /// Late reverberation dominates this impulse response; tested separately.
 const REVERB_DOMINATED_ROOM: &str = "livingroom_rt60-0.5_d-1.5m";
 /// Decoded trials (of 200) required there: short of the 99 % target (these
-/// seeds give 192 at 48 kHz and 182 at 44.1 kHz), a little margin kept.
-const MIN_DECODED_REVERB_DOMINATED_48K: usize = 188;
-const MIN_DECODED_REVERB_DOMINATED_44K1: usize = 178;
+/// seeds give 196 at 48 kHz and 186 at 44.1 kHz), a little margin kept.
+/// Most misses have a speaker/mic tilt beyond ±12 dB.
+const MIN_DECODED_REVERB_DOMINATED_48K: usize = 192;
+const MIN_DECODED_REVERB_DOMINATED_44K1: usize = 182;
 
 /// Indices of the impulse responses the 99 % target applies to.
 fn rooms_with_direct_sound(rate: u32) -> Vec<usize> {

@@ -35,7 +35,7 @@ use super::preamble::taper_gain;
 
 /// Longest echo the channel estimate covers. Longer catches more of the
 /// reverberation; shorter leaves fewer unknowns to estimate from one token.
-const CHANNEL_S: f64 = 0.15;
+const CHANNEL_S: f64 = 0.12;
 /// Echo delays before the candidate start the estimate allows for (the
 /// decoder may time a token on a strong path just after the direct sound).
 const EARLY_CHANNEL_S: f64 = 0.005;
@@ -52,10 +52,12 @@ const KERNEL_HALF_WIDTH_HZ: f64 = 1000.0;
 const ESTIMATION_ROUNDS: usize = 3;
 /// Below this share of the in-band input explained by the rebuilt waveform
 /// heard through the channel, the input is taken for noise, which the
-/// channel's degrees of freedom let fit up to about a quarter (26 % at most
-/// over 120 s of noise and ambient sound); a token at 0 dB SNR in the
-/// reverberant living room fits about half. Saves noise the later rounds.
-const MIN_EXPLAINED_SHARE: f32 = 0.3;
+/// channel's degrees of freedom let fit about a sixth to a quarter (17 %
+/// median, 26 % at most over 120 s of noise and ambient sound); a token at
+/// 0 dB SNR in the reverberant living room fits about half. Spares noise
+/// the later rounds (each a few milliseconds); set low, as a token cut off
+/// here is lost.
+const MIN_EXPLAINED_SHARE: f32 = 0.22;
 /// Half-width, in samples, of the average that measures each channel tap's
 /// power.
 const SMOOTHING_HALF_LEN: usize = 48;
@@ -457,7 +459,9 @@ impl ReverbCanceller {
 /// of burst energy. The metric of signs s is (gain·s·z − gain²·sᵀRs / 2) /
 /// noise; symbol 0 is the reference, `reference` its sign. `emit(k, llr)`
 /// receives the soft value of the bit carried by symbol k (positive: 0).
-/// Returns the most likely signs.
+/// Returns the expected sign of each symbol (±1 when certain, near 0 when
+/// not), which rebuilds the next channel estimate without committing to
+/// doubtful symbols.
 fn sequence_llrs(
     correlations: &[f32],
     overlap: &[f32],
@@ -486,15 +490,19 @@ fn sequence_llrs(
                         .sum::<f64>()
         })
         .sum();
-    let mut best = vec![[f64::NEG_INFINITY; 2]; count];
-    let mut best_sequence = (metric, signs.clone());
-    let record = |signs: &[f64], metric: f64, best: &mut [[f64; 2]]| {
-        for k in 1..count {
-            let bit = usize::from(signs[k] != signs[k - 1]);
-            best[k][bit] = best[k][bit].max(metric);
-        }
-    };
-    record(&signs, metric, &mut best);
+    // Best metric per bit value and per sign, for each symbol.
+    let mut best_bit = vec![[f64::NEG_INFINITY; 2]; count];
+    let mut best_sign = vec![[f64::NEG_INFINITY; 2]; count];
+    let record =
+        |signs: &[f64], metric: f64, best_bit: &mut [[f64; 2]], best_sign: &mut [[f64; 2]]| {
+            for k in 1..count {
+                let bit = usize::from(signs[k] != signs[k - 1]);
+                best_bit[k][bit] = best_bit[k][bit].max(metric);
+                let negative = usize::from(signs[k] < 0.0);
+                best_sign[k][negative] = best_sign[k][negative].max(metric);
+            }
+        };
+    record(&signs, metric, &mut best_bit, &mut best_sign);
     for step in 1u32..(1 << free) {
         // Symbol 1 + (index of the lowest set bit) flips.
         let i = 1 + step.trailing_zeros() as usize;
@@ -504,16 +512,18 @@ fn sequence_llrs(
             .sum();
         metric += -2.0 * signs[i] * (z[i] - others);
         signs[i] = -signs[i];
-        record(&signs, metric, &mut best);
-        if metric > best_sequence.0 {
-            best_sequence = (metric, signs.clone());
-        }
+        record(&signs, metric, &mut best_bit, &mut best_sign);
     }
     let scale = 1.0 / f64::from(noise);
-    for (k, pair) in best.iter().enumerate().skip(1) {
+    for (k, pair) in best_bit.iter().enumerate().skip(1) {
         emit(k, ((pair[0] - pair[1]) * scale) as f32);
     }
-    best_sequence.1.into_iter().map(|s| s as f32).collect()
+    // Expected sign of each symbol: tanh of half its soft value.
+    let mut expected = vec![reference; count];
+    for (k, pair) in best_sign.iter().enumerate().skip(1) {
+        expected[k] = (0.5 * (pair[0] - pair[1]) * scale).tanh() as f32;
+    }
+    expected
 }
 
 #[cfg(test)]

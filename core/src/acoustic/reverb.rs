@@ -48,7 +48,7 @@ const REGULARISATION: f32 = 0.1;
 /// The burst spectrum kernel is kept this far either side of a subcarrier.
 const KERNEL_HALF_WIDTH_HZ: f64 = 1000.0;
 /// Channel estimate and detection rounds per pass: each round estimates the
-/// channel from the previous round's sign decisions.
+/// channel from the previous round's expected signs.
 const ESTIMATION_ROUNDS: usize = 3;
 /// Below this share of the in-band input explained by the rebuilt waveform
 /// heard through the channel, the input is taken for noise, which the
@@ -62,7 +62,7 @@ const MIN_EXPLAINED_SHARE: f32 = 0.22;
 /// power.
 const SMOOTHING_HALF_LEN: usize = 48;
 /// Per-subcarrier sequence detection tries every sign sequence of the data
-/// symbols: 2^11 of them.
+/// symbols (2^11 with today's 11); a guard against a layout with many more.
 const MAX_SEQUENCE_SYMBOLS: usize = 16;
 /// Half-width of the resampling kernel, in input samples.
 const RESAMPLE_HALF_TAPS: usize = 32;

@@ -45,6 +45,12 @@ const ECHO_TAPS: usize = 2;
 const ECHO_MODEL_PASSES: usize = 2;
 /// Re-decoding passes with the long channel estimate when those fail.
 const REVERB_PASSES: usize = 6;
+/// Below this share of the in-band input explained at the measured clock
+/// offset, the canceller also tries offsets up to ±STEPS × STEP_PPM away
+/// (a well-aligned token at 0 dB in the living room fits about 0.4–0.5).
+const CLOCK_SEARCH_BELOW_SHARE: f32 = 0.4;
+const CLOCK_SEARCH_STEPS: i32 = 4;
+const CLOCK_SEARCH_STEP_PPM: f64 = 15.0;
 
 /// Decodes tokens from microphone audio pushed in chunks of any size.
 pub struct TokenDecoder {
@@ -327,7 +333,7 @@ impl Demodulator {
         }
         // Reverberation longer than the echo model: cancel it through a
         // channel estimated over the whole token.
-        self.reverb.prepare(samples, self.clock_offset_ppm(layout));
+        self.prepare_reverb_canceller(layout, samples, &bits);
         for _ in 0..REVERB_PASSES {
             if let Some(token) = frame::token_from_bits(&bits) {
                 return Some(token);
@@ -339,6 +345,30 @@ impl Demodulator {
             bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
         }
         frame::token_from_bits(&bits)
+    }
+
+    /// Hands the samples to the reverb canceller, corrected for the clock
+    /// offset. Strong interference can throw the phase-turn measure off by
+    /// tens of ppm, which misaligns the end of the token by a cycle or more:
+    /// when the waveform `bits` imply fits the input poorly, nearby offsets
+    /// are tried too and the best-fitting one kept.
+    fn prepare_reverb_canceller(&mut self, layout: &Layout, samples: &[f32], bits: &[u8]) {
+        let grid_bits = self.interleaver.spread(&fec::encode(bits));
+        let measured = self.clock_offset_ppm(layout);
+        self.reverb.prepare(samples, measured);
+        let mut best = (self.reverb.fit_share(layout, &grid_bits), measured);
+        if best.0 >= CLOCK_SEARCH_BELOW_SHARE {
+            return;
+        }
+        for step in (-CLOCK_SEARCH_STEPS..=CLOCK_SEARCH_STEPS).filter(|&s| s != 0) {
+            let ppm = measured + f64::from(step) * CLOCK_SEARCH_STEP_PPM;
+            self.reverb.prepare(samples, ppm);
+            let share = self.reverb.fit_share(layout, &grid_bits);
+            if share > best.0 {
+                best = (share, ppm);
+            }
+        }
+        self.reverb.prepare(samples, best.1);
     }
 
     /// Transmitter clock offset, in ppm of its rate, from the phase turn per

@@ -202,6 +202,36 @@ impl ReverbCanceller {
         true
     }
 
+    /// Share of the in-band input explained by the waveform the coded bits
+    /// `grid_bits` imply, heard through the channel estimated from it: how
+    /// well the clock correction given to `prepare` lines the two up.
+    pub fn fit_share(&mut self, layout: &Layout, grid_bits: &[u8]) -> f32 {
+        let signs = symbol_signs(layout, grid_bits);
+        self.rebuild(layout, &signs);
+        self.estimate_channel();
+        self.explained_share()
+    }
+
+    fn rebuild(&mut self, layout: &Layout, signs: &[Vec<f32>]) {
+        let rebuilt = waveform(layout, self.symbol_ifft.as_ref(), signs);
+        self.rebuilt.fill(Complex32::ZERO);
+        for (bin, &s) in self.rebuilt.iter_mut().zip(&rebuilt) {
+            *bin = Complex32::new(s, 0.0);
+        }
+        self.forward.process(&mut self.rebuilt);
+    }
+
+    /// 1 − in-band residual energy / in-band input energy.
+    fn explained_share(&self) -> f32 {
+        let band = self.band.clone();
+        let left: f32 = band
+            .clone()
+            .map(|f| (self.received[f] - self.rebuilt[f] * self.channel[f]).norm_sqr())
+            .sum();
+        let total: f32 = band.map(|f| self.received[f].norm_sqr()).sum();
+        1.0 - left / total.max(f32::MIN_POSITIVE)
+    }
+
     /// One round: estimates the channel from the rebuilt waveform for
     /// `signs`, writes the soft values to `grid` and returns the most
     /// likely signs found.
@@ -209,12 +239,7 @@ impl ReverbCanceller {
     #[allow(clippy::needless_range_loop)]
     fn detect(&mut self, layout: &Layout, signs: &[Vec<f32>], grid: &mut [f32]) -> Vec<Vec<f32>> {
         let n = self.long_len;
-        let rebuilt = waveform(layout, self.symbol_ifft.as_ref(), signs);
-        self.rebuilt.fill(Complex32::ZERO);
-        for (bin, &s) in self.rebuilt.iter_mut().zip(&rebuilt) {
-            *bin = Complex32::new(s, 0.0);
-        }
-        self.forward.process(&mut self.rebuilt);
+        self.rebuild(layout, signs);
         self.estimate_channel();
 
         // Residual after cancelling everything rebuilt, matched-filtered
@@ -228,13 +253,7 @@ impl ReverbCanceller {
         {
             *r = (y - x * h) * h.conj();
         }
-        let band = self.band.clone();
-        let left: f32 = band
-            .clone()
-            .map(|f| (self.received[f] - self.rebuilt[f] * self.channel[f]).norm_sqr())
-            .sum();
-        let total: f32 = band.map(|f| self.received[f].norm_sqr()).sum();
-        self.explained = 1.0 - left / total.max(f32::MIN_POSITIVE);
+        self.explained = self.explained_share();
         self.inverse.process(&mut self.residual);
         let scale = 1.0 / n as f32;
         let count = layout.ofdm_symbols();

@@ -66,8 +66,9 @@ const SMOOTHING_HALF_LEN: usize = 48;
 const MAX_SEQUENCE_SYMBOLS: usize = 16;
 /// Half-width of the resampling kernel, in input samples.
 const RESAMPLE_HALF_TAPS: usize = 32;
-/// Resampling kernel table resolution, entries per input sample.
-const RESAMPLE_TABLE_STEPS: usize = 256;
+/// Fractional offsets tabulated for resampling (the offset is rounded to
+/// 1/512 sample: a 20 ns error, a few thousandths of a radian at 20 kHz).
+const RESAMPLE_PHASES: usize = 512;
 
 pub struct ReverbCanceller {
     /// Long FFT length: a multiple of `useful_len`, so every subcarrier
@@ -135,11 +136,15 @@ impl ReverbCanceller {
         let rescale = long_len as f32 * window_energy / kept;
         burst_kernel.iter_mut().for_each(|p| *p *= rescale);
 
-        let resample_table = (0..=RESAMPLE_HALF_TAPS * RESAMPLE_TABLE_STEPS + 1)
+        // Polyphase table: for each of RESAMPLE_PHASES fractional offsets
+        // f, the taps at d = j − (half − 1) − f, j = 0..2·half.
+        let taps = 2 * RESAMPLE_HALF_TAPS;
+        let half = RESAMPLE_HALF_TAPS as f64;
+        let resample_table = (0..RESAMPLE_PHASES * taps)
             .map(|i| {
-                let d = i as f64 / RESAMPLE_TABLE_STEPS as f64;
-                let half = RESAMPLE_HALF_TAPS as f64;
-                if d >= half {
+                let (phase, j) = (i / taps, i % taps);
+                let d = j as f64 - (half - 1.0) - phase as f64 / RESAMPLE_PHASES as f64;
+                if d.abs() >= half {
                     return 0.0;
                 }
                 let x = std::f64::consts::PI * d;
@@ -446,25 +451,26 @@ impl ReverbCanceller {
         if ratio == 1.0 {
             return input.to_vec();
         }
-        let half = RESAMPLE_HALF_TAPS as isize;
-        let steps = RESAMPLE_TABLE_STEPS as f32;
-        let table = &self.resample_table;
-        let kernel = |d: f32| {
-            let position = d.abs() * steps;
-            let index = position as usize;
-            let frac = position - index as f32;
-            table[index] * (1.0 - frac) + table[index + 1] * frac
-        };
+        let half = RESAMPLE_HALF_TAPS;
+        let taps = 2 * half;
+        // Zero padding on both sides keeps every tap inside the slice.
+        let mut padded = vec![0f32; input.len() + 2 * taps];
+        padded[taps..taps + input.len()].copy_from_slice(input);
         (0..input.len())
             .map(|n| {
                 let t = n as f64 * ratio;
-                let whole = t.floor() as isize;
-                let frac = (t - whole as f64) as f32;
-                let first = (whole - half + 1).max(0);
-                let last = (whole + half).min(input.len() as isize - 1);
-                (first..=last)
-                    .map(|k| input[k as usize] * kernel((k - whole) as f32 - frac))
-                    .sum()
+                let mut whole = t.floor() as usize;
+                let mut phase = ((t - whole as f64) * RESAMPLE_PHASES as f64).round() as usize;
+                if phase == RESAMPLE_PHASES {
+                    whole += 1;
+                    phase = 0;
+                }
+                // Input index whole − (half − 1) sits at padded index
+                // whole − (half − 1) + taps.
+                let first = whole + taps + 1 - half;
+                let window = &padded[first.min(padded.len() - taps)..][..taps];
+                let kernel = &self.resample_table[phase * taps..][..taps];
+                window.iter().zip(kernel).map(|(x, k)| x * k).sum()
             })
             .collect()
     }

@@ -8,8 +8,8 @@
 //! One impulse response, the living room at 1.5 m, is tested apart: there
 //! late reverberation carries three quarters of the energy (direct-to-
 //! reverberant ratio about −5 dB); the decoder cancels it with a channel
-//! estimated over the whole token and reaches 99 % at 48 kHz and 97 % at
-//! 44.1 kHz; see the last tests.
+//! estimated over the whole token and reaches about 97 % (99.5 % with the
+//! 48 kHz test's seed); see the last tests.
 
 mod acoustic_support;
 
@@ -21,12 +21,13 @@ const TRIALS: usize = 200;
 const MIN_DECODED: usize = 198;
 /// Late reverberation dominates this impulse response; tested separately.
 const REVERB_DOMINATED_ROOM: &str = "livingroom_rt60-0.5_d-1.5m";
-/// Decoded trials (of 200) required there: the 99 % target at 48 kHz; at
-/// 44.1 kHz these seeds give 194 (97 %), so 95 % is required. The misses
+/// Decoded trials (of 200) required there. These seeds give 199 at 48 kHz
+/// and 194 at 44.1 kHz; other seeds 195 at both (see the SNR sweep), so
+/// the reliable rate is about 97 %, short of the 99 % target. The misses
 /// are tokens whose first decodes were too wrong to estimate the channel
 /// (or the clock offset) from, nearly all with a speaker/mic tilt beyond
 /// ±12 dB.
-const MIN_DECODED_REVERB_DOMINATED_48K: usize = MIN_DECODED;
+const MIN_DECODED_REVERB_DOMINATED_48K: usize = 194;
 const MIN_DECODED_REVERB_DOMINATED_44K1: usize = 190;
 
 /// Indices of the impulse responses the 99 % target applies to.

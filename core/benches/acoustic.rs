@@ -1,6 +1,8 @@
 //! Acoustic modem speed: median time to decode one second of microphone
-//! audio (fed in 1024-sample chunks), with and without a token in it, and to
-//! modulate a token. Single thread.
+//! audio (fed in 1024-sample chunks), with and without a token in it, the
+//! token also heard through a room whose reverberation outlasts the cyclic
+//! prefix (the slow path: a long channel estimate and interference
+//! cancellation), and to modulate a token. Single thread.
 //!
 //! `cargo bench -p clink-core --bench acoustic`
 
@@ -22,6 +24,35 @@ fn noise(len: usize, level: f32, mut state: u64) -> Vec<f32> {
             level * ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.46
         })
         .collect()
+}
+
+/// Reverberant room: a direct path, then exponentially decaying noise with
+/// an RT60 of 0.5 s carrying about three times the direct energy.
+fn reverberant_room(rate: u32) -> Vec<f32> {
+    let fs = rate as f32;
+    let len = (0.3 * fs) as usize;
+    let decay = (-6.91 / (0.5 * fs)).exp();
+    let taps = noise(len, 1.0, 3);
+    let mut envelope = 0.045;
+    let mut h: Vec<f32> = taps
+        .iter()
+        .map(|t| {
+            envelope *= decay;
+            envelope * t
+        })
+        .collect();
+    h[0] = 1.0;
+    h
+}
+
+fn convolve(x: &[f32], h: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len() + h.len() - 1];
+    for (i, &xi) in x.iter().enumerate() {
+        for (j, &hj) in h.iter().enumerate() {
+            y[i + j] += xi * hj;
+        }
+    }
+    y
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -67,6 +98,21 @@ fn main() {
             "bench signal must decode"
         );
 
+        // The same through the reverberant room, white noise at 0 dB
+        // relative to the token as heard.
+        let heard = convolve(&modem.modulate(&token), &reverberant_room(rate));
+        let heard_rms = (heard.iter().map(|s| s * s).sum::<f32>() / heard.len() as f32).sqrt();
+        let mut in_room = noise(second, heard_rms, 4);
+        for (s, t) in in_room[second / 4..].iter_mut().zip(&heard) {
+            *s += t;
+        }
+        let mut check = TokenDecoder::new(Profile::NearUltrasound, rate).unwrap();
+        assert_eq!(
+            check.push(&in_room),
+            vec![token],
+            "reverberant bench signal must decode"
+        );
+
         let modulate_times = (0..RUNS)
             .map(|_| {
                 let start = Instant::now();
@@ -75,9 +121,10 @@ fn main() {
             })
             .collect();
         println!(
-            "{rate} Hz: decode 1 s of noise: median {:?}; decode 1 s holding a token: median {:?}; modulate a {:.3} s token: median {:?}",
+            "{rate} Hz: decode 1 s of noise: median {:?}; decode 1 s holding a token: median {:?}; holding a token heard through a reverberant room: median {:?}; modulate a {:.3} s token: median {:?}",
             time_decode(rate, &quiet),
             time_decode(rate, &with_token),
+            time_decode(rate, &in_room),
             modem.token_duration_s(),
             median(modulate_times),
         );

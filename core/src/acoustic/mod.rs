@@ -20,8 +20,10 @@
 //! notches and late-echo interference. The decoder tries differential
 //! detection, then coherent detection against a per-subcarrier channel
 //! estimate, then cancels the echoes of earlier symbols with a fitted echo
-//! model; the CRC-32C decides, so anything the code could not repair is
-//! dropped rather than reported.
+//! model, and last, for reverberation that outlasts the prefix, estimates
+//! the room's impulse response over the whole token and cancels the
+//! interference in the time domain (`reverb`); the CRC-32C decides, so
+//! anything the code could not repair is dropped rather than reported.
 //!
 //! Everything here is pure: samples and a sample rate in, values out.
 
@@ -31,6 +33,7 @@ mod frame;
 mod layout;
 mod modulate;
 mod preamble;
+mod reverb;
 
 pub use demodulate::TokenDecoder;
 pub use modulate::TokenModem;

@@ -62,26 +62,13 @@ impl TokenModem {
     /// Mono PCM, peak 0.9, ready to play at `sample_rate_hz()`.
     pub fn modulate(&self, token: &Token) -> Vec<f32> {
         let layout = &self.layout;
-        let carriers = self.interleaver_subcarriers;
         let coded = fec::encode(&frame::frame_bits(token));
-        let grid = Interleaver::new(layout.slots(), carriers).spread(&coded);
-
-        let mut signs: Vec<f32> = (0..carriers).map(reference_sign).collect();
-        let mut out = vec![0f32; layout.token_len()];
-        out[..layout.preamble_len].copy_from_slice(&chirp(layout));
-        // Same RMS per OFDM symbol as the chirp (1/√2).
-        let carrier_gain = 1.0 / (carriers as f32).sqrt();
-        for symbol in 0..layout.ofdm_symbols() {
-            if symbol > 0 {
-                let bits = &grid[(symbol - 1) * carriers..symbol * carriers];
-                for (sign, &bit) in signs.iter_mut().zip(bits) {
-                    if bit == 1 {
-                        *sign = -*sign;
-                    }
-                }
-            }
-            self.add_symbol(&signs, carrier_gain, layout.symbol_start(symbol), &mut out);
-        }
+        let grid = Interleaver::new(layout.slots(), self.interleaver_subcarriers).spread(&coded);
+        let mut out = waveform(
+            layout,
+            self.inverse_fft.as_ref(),
+            &symbol_signs(layout, &grid),
+        );
         let peak = out.iter().fold(0f32, |m, s| m.max(s.abs()));
         if peak > 0.0 {
             let gain = OUTPUT_PEAK / peak;
@@ -89,26 +76,75 @@ impl TokenModem {
         }
         out
     }
+}
 
-    /// Adds one OFDM symbol (cyclic prefix, useful part, ramp-down suffix)
-    /// at `start`; its ramps overlap the neighbouring symbols' ramps.
-    fn add_symbol(&self, signs: &[f32], gain: f32, start: usize, out: &mut [f32]) {
-        let layout = &self.layout;
-        let n_useful = layout.useful_len;
-        // Useful part: sum of sign · cos(2π·bin·n/N), the real part of an
-        // inverse FFT with the signs on the subcarrier bins.
-        let mut spectrum = vec![Complex32::ZERO; n_useful];
-        for (&bin, &sign) in layout.subcarrier_bins.iter().zip(signs) {
-            spectrum[bin] = Complex32::new(sign * gain, 0.0);
-        }
-        self.inverse_fft.process(&mut spectrum);
-        let useful: Vec<f32> = spectrum.iter().map(|c| c.re).collect();
-        let extended_len = layout.symbol_stride() + layout.taper_len;
-        for m in 0..extended_len {
-            // The prefix and suffix are cyclic copies of the useful part.
-            let sample = useful[(m + n_useful - layout.cyclic_prefix_len % n_useful) % n_useful];
-            out[start + m] += sample * taper_gain(m, extended_len, layout.taper_len) as f32;
-        }
+/// Subcarrier signs (+1/−1) of every OFDM symbol, reference first, for the
+/// coded bits as spread over the grid: a 1 flips the subcarrier's sign.
+pub fn symbol_signs(layout: &Layout, grid_bits: &[u8]) -> Vec<Vec<f32>> {
+    let carriers = layout.subcarrier_bins.len();
+    let mut signs = vec![(0..carriers).map(reference_sign).collect::<Vec<f32>>()];
+    for bits in grid_bits.chunks_exact(carriers).take(layout.data_symbols) {
+        let previous = signs.last().expect("the reference is there");
+        let next = previous
+            .iter()
+            .zip(bits)
+            .map(|(&sign, &bit)| if bit == 1 { -sign } else { sign })
+            .collect();
+        signs.push(next);
+    }
+    signs
+}
+
+/// Same RMS per OFDM symbol as the chirp (1/√2): amplitude of each
+/// subcarrier.
+pub fn carrier_gain(layout: &Layout) -> f32 {
+    1.0 / (layout.subcarrier_bins.len() as f32).sqrt()
+}
+
+/// The token's samples before level normalisation: the chirp, then the
+/// OFDM symbols with subcarrier signs `signs[symbol][carrier]`.
+/// `inverse_fft` has length `layout.useful_len`.
+pub fn waveform(layout: &Layout, inverse_fft: &dyn Fft<f32>, signs: &[Vec<f32>]) -> Vec<f32> {
+    let mut out = vec![0f32; layout.token_len()];
+    out[..layout.preamble_len].copy_from_slice(&chirp(layout));
+    let gain = carrier_gain(layout);
+    for (symbol, symbol_signs) in signs.iter().enumerate() {
+        add_symbol(
+            layout,
+            inverse_fft,
+            symbol_signs,
+            gain,
+            layout.symbol_start(symbol),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Adds one OFDM symbol (cyclic prefix, useful part, ramp-down suffix)
+/// at `start`; its ramps overlap the neighbouring symbols' ramps.
+fn add_symbol(
+    layout: &Layout,
+    inverse_fft: &dyn Fft<f32>,
+    signs: &[f32],
+    gain: f32,
+    start: usize,
+    out: &mut [f32],
+) {
+    let n_useful = layout.useful_len;
+    // Useful part: sum of sign · cos(2π·bin·n/N), the real part of an
+    // inverse FFT with the signs on the subcarrier bins.
+    let mut spectrum = vec![Complex32::ZERO; n_useful];
+    for (&bin, &sign) in layout.subcarrier_bins.iter().zip(signs) {
+        spectrum[bin] = Complex32::new(sign * gain, 0.0);
+    }
+    inverse_fft.process(&mut spectrum);
+    let useful: Vec<f32> = spectrum.iter().map(|c| c.re).collect();
+    let extended_len = layout.symbol_stride() + layout.taper_len;
+    for m in 0..extended_len {
+        // The prefix and suffix are cyclic copies of the useful part.
+        let sample = useful[(m + n_useful - layout.cyclic_prefix_len % n_useful) % n_useful];
+        out[start + m] += sample * taper_gain(m, extended_len, layout.taper_len) as f32;
     }
 }
 

@@ -5,10 +5,12 @@
 //! strongest path and a little back for an earlier (direct) path, waits for
 //! the rest of the token to arrive, and demodulates at those timings until
 //! one passes the CRC. A failed candidate costs nothing but the attempt:
-//! scanning resumes right after it. Each attempt checks at most twenty
-//! decodes against the CRC-32C (ten per candidate start); noise starts an
-//! attempt about once every few seconds, so a false token is expected less
-//! than once in several decades.
+//! scanning resumes right after it. Each attempt checks at most 52 decodes
+//! against the CRC-32C (26 per candidate start: ten passes and a list of 16
+//! alternatives after the last), each passing by chance with probability
+//! 2⁻³²; noise and ambient sound start an attempt about once every 20 s
+//! (six in the two minutes of the false-token test), so a false token is
+//! expected less than once in several decades of listening.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use super::frame::{self, FRAME_BITS, Interleaver};
 use super::layout::{Layout, SUBCARRIER_SPACING_HZ};
 use super::modulate::reference_sign;
 use super::preamble::{LagScore, PreambleDetector};
-use super::reverb::ReverbCanceller;
+use super::reverb::{NOISE_SHARE, ReverbCanceller, TOKEN_SHARE};
 use super::{AcousticError, Profile, Token, fec};
 
 /// Normalised chirp correlation that starts a decode attempt. Noise alone
@@ -45,12 +47,19 @@ const ECHO_TAPS: usize = 2;
 const ECHO_MODEL_PASSES: usize = 2;
 /// Re-decoding passes with the long channel estimate when those fail.
 const REVERB_PASSES: usize = 6;
-/// Below this share of the in-band input explained at the measured clock
-/// offset, the canceller also tries offsets up to ±STEPS × STEP_PPM away
-/// (a well-aligned token at 0 dB in the living room fits about 0.4–0.5).
-const CLOCK_SEARCH_BELOW_SHARE: f32 = 0.4;
-const CLOCK_SEARCH_STEPS: i32 = 4;
-const CLOCK_SEARCH_STEP_PPM: f64 = 15.0;
+/// Refinements of the measured clock offset before the long-channel passes
+/// (each a few milliseconds; two or three settle it from 20 ppm off).
+const CLOCK_REFINE_STEPS: usize = 3;
+/// A refinement smaller than this leaves the clock correction as it is:
+/// 1 ppm moves the end of the token by a twentieth of a cycle at 20 kHz.
+const CLOCK_SETTLED_PPM: f64 = 1.0;
+/// Clock offsets beyond this are not plausible for a phone (they are a few
+/// tens of ppm; the tests use ±100).
+const MAX_CLOCK_PPM: f64 = 300.0;
+/// Alternative decodes checked against the CRC when the last pass fails:
+/// the likeliest single error events, which rescue frames that settle a
+/// bit or two from right.
+const LIST_ALTERNATIVES: usize = 16;
 
 /// Decodes tokens from microphone audio pushed in chunks of any size.
 pub struct TokenDecoder {
@@ -281,6 +290,8 @@ struct Demodulator {
     /// Phase turn per symbol that undoes the clock offset.
     drift: Complex32,
     reverb: ReverbCanceller,
+    /// Clock offset the reverb canceller corrects, in ppm.
+    clock_ppm: f64,
 }
 
 impl Demodulator {
@@ -294,6 +305,7 @@ impl Demodulator {
             grid: vec![0.0; layout.slots()],
             drift: Complex32::ONE,
             reverb: ReverbCanceller::new(layout),
+            clock_ppm: 0.0,
         }
     }
 
@@ -334,41 +346,70 @@ impl Demodulator {
         // Reverberation longer than the echo model: cancel it through a
         // channel estimated over the whole token.
         self.prepare_reverb_canceller(layout, samples, &bits);
-        for _ in 0..REVERB_PASSES {
+        let mut first_pass_share = 0.0;
+        for pass in 0..REVERB_PASSES {
             if let Some(token) = frame::token_from_bits(&bits) {
                 return Some(token);
             }
+            if pass > 0 {
+                self.refine_clock(layout, samples, &bits);
+            }
             let grid_bits = self.interleaver.spread(&fec::encode(&bits));
-            if !self.reverb.fill_grid(layout, &grid_bits, &mut self.grid) {
+            let stop_below = match pass {
+                0 => NOISE_SHARE,
+                1 if first_pass_share < TOKEN_SHARE => TOKEN_SHARE,
+                _ => 0.0,
+            };
+            if !self
+                .reverb
+                .fill_grid(layout, &grid_bits, &mut self.grid, stop_below)
+            {
                 return None;
+            }
+            if pass == 0 {
+                first_pass_share = self.reverb.first_round_share();
             }
             bits = fec::decode(&self.interleaver.gather(&self.grid), FRAME_BITS)?;
         }
-        frame::token_from_bits(&bits)
+        if let Some(token) = frame::token_from_bits(&bits) {
+            return Some(token);
+        }
+        let list = fec::decode_list(
+            &self.interleaver.gather(&self.grid),
+            FRAME_BITS,
+            LIST_ALTERNATIVES,
+        )?;
+        list.iter()
+            .skip(1)
+            .find_map(|bits| frame::token_from_bits(bits))
     }
 
     /// Hands the samples to the reverb canceller, corrected for the clock
-    /// offset. Strong interference can throw the phase-turn measure off by
-    /// tens of ppm, which misaligns the end of the token by a cycle or more:
-    /// when the waveform `bits` imply fits the input poorly, nearby offsets
-    /// are tried too and the best-fitting one kept.
+    /// offset. Strong interference throws the phase-turn measure off by up
+    /// to tens of ppm, which misaligns the end of the token by a cycle or
+    /// more; the canceller then refines it against the waveform `bits`
+    /// imply, which works even with a fair share of them wrong.
     fn prepare_reverb_canceller(&mut self, layout: &Layout, samples: &[f32], bits: &[u8]) {
-        let grid_bits = self.interleaver.spread(&fec::encode(bits));
-        let measured = self.clock_offset_ppm(layout);
-        self.reverb.prepare(samples, measured);
-        let mut best = (self.reverb.fit_share(layout, &grid_bits), measured);
-        if best.0 >= CLOCK_SEARCH_BELOW_SHARE {
-            return;
-        }
-        for step in (-CLOCK_SEARCH_STEPS..=CLOCK_SEARCH_STEPS).filter(|&s| s != 0) {
-            let ppm = measured + f64::from(step) * CLOCK_SEARCH_STEP_PPM;
-            self.reverb.prepare(samples, ppm);
-            let share = self.reverb.fit_share(layout, &grid_bits);
-            if share > best.0 {
-                best = (share, ppm);
+        self.clock_ppm = self.clock_offset_ppm(layout);
+        self.reverb.prepare(samples, self.clock_ppm);
+        for _ in 0..CLOCK_REFINE_STEPS {
+            if !self.refine_clock(layout, samples, bits) {
+                break;
             }
         }
-        self.reverb.prepare(samples, best.1);
+    }
+
+    /// One refinement of the clock offset against the waveform `bits`
+    /// imply; false when it moved by less than `CLOCK_SETTLED_PPM`.
+    fn refine_clock(&mut self, layout: &Layout, samples: &[f32], bits: &[u8]) -> bool {
+        let grid_bits = self.interleaver.spread(&fec::encode(bits));
+        let left = self.reverb.residual_clock_offset_ppm(layout, &grid_bits);
+        if !left.is_finite() || left.abs() < CLOCK_SETTLED_PPM {
+            return false;
+        }
+        self.clock_ppm = (self.clock_ppm - left).clamp(-MAX_CLOCK_PPM, MAX_CLOCK_PPM);
+        self.reverb.prepare(samples, self.clock_ppm);
+        true
     }
 
     /// Transmitter clock offset, in ppm of its rate, from the phase turn per

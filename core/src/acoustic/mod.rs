@@ -22,8 +22,10 @@
 //! estimate, then cancels the echoes of earlier symbols with a fitted echo
 //! model, and last, for reverberation that outlasts the prefix, estimates
 //! the room's impulse response over the whole token and cancels the
-//! interference in the time domain (`reverb`); the CRC-32C decides, so
-//! anything the code could not repair is dropped rather than reported.
+//! interference in the time domain (`reverb`), refining the clock offset as
+//! it goes; a frame that settles a bit or two from right is rescued from
+//! the Viterbi decoder's runners-up. The CRC-32C decides, so anything the
+//! code could not repair is dropped rather than reported.
 //!
 //! Everything here is pure: samples and a sample rate in, values out.
 

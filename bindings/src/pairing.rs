@@ -222,7 +222,8 @@ impl BumpPayment {
         self.core.wait_for_outcome().await.into()
     }
 
-    /// Payer: pays. A wrong PIN leaves the flow in `Confirm` and throws.
+    /// Payer: pays. A wrong PIN leaves the flow in `Confirm` and throws;
+    /// `BumpAgain` if the server withdrew the match meanwhile.
     pub async fn approve(&self, pin: String) -> Result<BumpPaymentState, WalletError> {
         Ok(self.core.approve(&pin).await?.into())
     }
@@ -233,7 +234,8 @@ impl BumpPayment {
     }
 
     /// Payee: waits up to `timeout_ms` for the payer's decision: `Paid`,
-    /// `Declined`, `Expired`, or still `RequestSent`.
+    /// `Declined`, `Expired`, `BumpAgain` (the server withdrew the match),
+    /// or still `RequestSent`.
     pub async fn wait_for_payment(&self, timeout_ms: u64) -> Result<BumpPaymentState, WalletError> {
         Ok(self.core.wait_for_payment(timeout_ms).await?.into())
     }

@@ -52,6 +52,7 @@ pub enum ErrorCode {
     UnknownCaller,
     OriginatorNotCaller,
     BumpRejected,
+    PairingWithdrawn,
     TokenUnknown,
     TokenUsed,
     TokenExpired,
@@ -195,6 +196,8 @@ pub enum VoidReason {
     Declined,
     Cancelled,
     Expired,
+    /// Another phone reported the same bump late: bump again.
+    Withdrawn,
 }
 
 #[uniffi::remote(Enum)]

@@ -214,6 +214,82 @@ async fn three_phones_bumping_at_once_are_all_told_to_bump_again() {
     assert_eq!(server.claims_from(&homes_phone(&bob)).await, 0);
 }
 
+/// Decides every bump report on `server` now, as if they had all settled
+/// (as a decider on another instance might, before a slow rival commits).
+async fn decide_early(server: &TestServer) {
+    let state = server.server.as_ref().unwrap().state.clone();
+    let mut conn = server.pool().acquire().await.unwrap();
+    sqlx::Executor::execute(&mut *conn, state.db.backend.begin_write())
+        .await
+        .unwrap();
+    let later = clink_server::now_ms() + 3_000;
+    clink_server::pairing::bump::decide_due(&state, &mut conn, later)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_phones_late_report_withdraws_the_match_and_nobody_pays() {
+    let server = TestServer::start().await;
+    let homes = [WalletHome::new(), WalletHome::new(), WalletHome::new()];
+    let (bob, bob_phone) = wallet(&server, &homes[0], "Bob").await;
+    let (alice, _) = wallet(&server, &homes[1], "Alice").await;
+    let (carol, _) = wallet(&server, &homes[2], "Carol").await;
+    alice.top_up(5_000).await.unwrap();
+    let phones = bump_scene(14, 3);
+    let flows = [
+        bob.request_by_bump(800, "", RATE_HZ).unwrap(),
+        alice.pay_by_bump(RATE_HZ).unwrap(),
+        carol.pay_by_bump(RATE_HZ).unwrap(),
+    ];
+    feed(&[&flows[0], &flows[1], &flows[2]], &phones);
+    let [payee, payer, rival] = &flows;
+    // Bob's and Alice's reports reach the server and are matched before
+    // Carol's report (of the same knock) arrives.
+    let decide_once_both_reported = async {
+        while [payee, payer]
+            .iter()
+            .any(|f| f.state() != BumpPaymentState::WaitingForPartner)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        decide_early(&server).await;
+    };
+    let (sent, asked, ()) = tokio::join!(
+        payee.wait_for_outcome(),
+        payer.wait_for_outcome(),
+        decide_once_both_reported
+    );
+    assert!(
+        matches!(sent, BumpPaymentState::RequestSent { .. }),
+        "{sent:?}"
+    );
+    assert!(
+        matches!(asked, BumpPaymentState::Confirm { .. }),
+        "{asked:?}"
+    );
+
+    let late = rival.wait_for_outcome().await;
+    assert!(
+        matches!(late, BumpPaymentState::BumpAgain { .. }),
+        "{late:?}"
+    );
+    // Alice's approval finds the match withdrawn; so does Bob's wait.
+    let approved = payer.approve(PIN).await.unwrap();
+    let BumpPaymentState::BumpAgain { reason } = approved else {
+        panic!("the payer bumps again, got {approved:?}")
+    };
+    assert!(reason.contains("withdrawn"), "{reason}");
+    assert!(matches!(
+        payee.wait_for_payment(5_000).await.unwrap(),
+        BumpPaymentState::BumpAgain { .. }
+    ));
+    assert_eq!(posted_claims(&server).await, 0);
+    assert_eq!(server.balance_of(&bob_phone).await, 0);
+    assert_eq!(alice.balance().unwrap(), 5_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_knock_at_the_same_moment_in_another_room_is_no_match() {
     let server = TestServer::start().await;

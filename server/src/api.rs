@@ -1012,16 +1012,15 @@ async fn decide_claim_job(
         ));
     }
     if claim.state != TransferState::Pending {
-        let what = match claim.void_reason {
-            Some(VoidReason::Declined) => "declined",
-            Some(VoidReason::Cancelled) => "cancelled",
-            Some(VoidReason::Expired) => "expired",
-            None => "paid",
-        };
-        let code = if claim.void_reason == Some(VoidReason::Expired) {
-            ErrorCode::ClaimExpired
-        } else {
-            ErrorCode::ClaimNotPending
+        let (code, what) = match claim.void_reason {
+            Some(VoidReason::Declined) => (ErrorCode::ClaimNotPending, "declined"),
+            Some(VoidReason::Cancelled) => (ErrorCode::ClaimNotPending, "cancelled"),
+            Some(VoidReason::Expired) => (ErrorCode::ClaimExpired, "expired"),
+            Some(VoidReason::Withdrawn) => (
+                ErrorCode::PairingWithdrawn,
+                "withdrawn: another phone reported the same bump; bump again",
+            ),
+            None => (ErrorCode::ClaimNotPending, "paid"),
         };
         return Err(AppError::new(code, format!("this claim was already {what}")).into());
     }

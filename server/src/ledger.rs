@@ -613,6 +613,17 @@ pub async fn void_pending(
     settle(conn, seq, TransferState::Voided, Some(reason), now).await
 }
 
+/// Voids the transfer if it is still pending; returns whether it was (a
+/// transfer already paid or voided is left as it is).
+pub async fn void_if_pending(
+    conn: &mut AnyConnection,
+    seq: i64,
+    reason: VoidReason,
+    now: i64,
+) -> AppResult<bool> {
+    Ok(try_settle(conn, seq, TransferState::Voided, Some(reason), now).await? == 1)
+}
+
 async fn settle(
     conn: &mut AnyConnection,
     seq: i64,
@@ -620,8 +631,26 @@ async fn settle(
     reason: Option<VoidReason>,
     now: i64,
 ) -> AppResult<()> {
+    if try_settle(conn, seq, to, reason, now).await? != 1 {
+        return Err(bad(
+            ErrorCode::ClaimNotPending,
+            "this transfer was already decided",
+        ));
+    }
+    Ok(())
+}
+
+/// Moves a pending transfer to `to`; returns how many rows changed (0 when
+/// it was no longer pending).
+async fn try_settle(
+    conn: &mut AnyConnection,
+    seq: i64,
+    to: TransferState,
+    reason: Option<VoidReason>,
+    now: i64,
+) -> AppResult<u64> {
     // The state guard makes a pending transfer change exactly once.
-    let changed = sqlx::query(
+    Ok(sqlx::query(
         "UPDATE transfers SET state = $1, void_reason = $2, decided_at = $3 WHERE seq = $4 AND state = 'pending'",
     )
     .bind(state_str(to))
@@ -630,14 +659,7 @@ async fn settle(
     .bind(seq)
     .execute(conn)
     .await?
-    .rows_affected();
-    if changed != 1 {
-        return Err(bad(
-            ErrorCode::ClaimNotPending,
-            "this transfer was already decided",
-        ));
-    }
-    Ok(())
+    .rows_affected())
 }
 
 pub async fn notify(
@@ -799,6 +821,7 @@ text_enum!(state_str, parse_state, TransferState, {
 });
 text_enum!(void_str, parse_void, VoidReason, {
     VoidReason::Declined => "declined", VoidReason::Cancelled => "cancelled", VoidReason::Expired => "expired",
+    VoidReason::Withdrawn => "withdrawn",
 });
 text_enum!(notification_str, parse_notification, NotificationKind, {
     NotificationKind::PaymentReceived => "payment_received", NotificationKind::ClaimReceived => "claim_received",

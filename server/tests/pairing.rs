@@ -450,6 +450,180 @@ async fn overlapping_decisions_create_one_claim(backend: Backend) {
     assert_eq!(claims_between(&s).await, 1);
 }
 
+/// Opens a write transaction on a connection of its own and decides every
+/// report settled by `at` in it, as another instance's decider would;
+/// committing is the caller's.
+async fn begin_deciding(s: &TestServer, at: i64) -> (sqlx::pool::PoolConnection<sqlx::Any>, usize) {
+    let state = s.server.state.clone();
+    let mut conn = s.pool().acquire().await.unwrap();
+    sqlx::Executor::execute(&mut *conn, state.db.backend.begin_write())
+        .await
+        .unwrap();
+    let decided = clink_server::pairing::bump::decide_due(&state, &mut conn, at)
+        .await
+        .unwrap();
+    (conn, decided)
+}
+
+/// The claim a bump created: its state and why it was voided.
+async fn the_claim(s: &TestServer) -> (String, Option<String>) {
+    let row = sqlx::query("SELECT state, void_reason FROM transfers WHERE kind = 'claim'")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Alice (a payer with 5,000), Bob (a payee) and Carol (another payer).
+async fn two_payers_and_a_payee(s: &TestServer) -> [User; 3] {
+    let alice = s.user("Alice", "1234").await;
+    let bob = s.user("Bob", "5678").await;
+    let carol = s.user("Carol", "4321").await;
+    alice.deposit(5_000).await;
+    [alice, bob, carol]
+}
+
+/// A third phone's report reaches the database only after the pair it
+/// rivals was matched (its commit was slow, on this instance or another):
+/// the match was a guess, so it is withdrawn while unpaid and all three
+/// phones bump again. Without the withdrawal Alice could pay Bob for
+/// Carol's bump.
+async fn a_rival_committed_after_the_match_withdraws_it(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
+    let t = now_ms();
+    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+        .await
+        .unwrap();
+    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
+        .await
+        .unwrap();
+    let (mut decider, decided) = begin_deciding(&s, t + 3_000).await;
+    assert_eq!(decided, 2);
+    sqlx::Executor::execute(&mut *decider, "COMMIT")
+        .await
+        .unwrap();
+    let BumpOutcome::Confirm { request } = poll(&alice.client, &payer.report_id).await.outcome
+    else {
+        panic!("matched before the rival arrived")
+    };
+
+    let rival = submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "")
+        .await
+        .unwrap();
+    assert_eq!(rival.outcome, BumpOutcome::BumpAgain);
+    for (user, id) in [(&alice, &payer.report_id), (&bob, &payee.report_id)] {
+        assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
+    }
+    assert_eq!(
+        the_claim(&s).await,
+        ("voided".to_string(), Some("withdrawn".to_string()))
+    );
+    let refused = code_of(
+        alice
+            .client
+            .approve_claim(&request.request_id, "1234")
+            .await,
+    );
+    assert_eq!(refused.code, ErrorCode::PairingWithdrawn);
+    assert!(
+        refused.message.contains("bump again"),
+        "{}",
+        refused.message
+    );
+    // Alice's inbox no longer holds it, and says why.
+    let inbox = alice.client.inbox(0).await.unwrap();
+    assert!(inbox.pending_claims.is_empty());
+    let cancelled = inbox
+        .notifications
+        .iter()
+        .find(|n| n.kind == NotificationKind::ClaimCancelled)
+        .expect("claim_cancelled");
+    assert_eq!(cancelled.transfer.void_reason, Some(VoidReason::Withdrawn));
+    assert_eq!((alice.balance().await, bob.balance().await), (5_000, 0));
+    assert_eq!(s.sum_of_balances().await, 0);
+}
+
+/// The same rival while the decision is still uncommitted: its job waits
+/// for the decider's row locks (PostgreSQL) or the write lock (SQLite),
+/// then sees the match and withdraws it.
+async fn a_rival_overlapping_the_decision_withdraws_it(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
+    let t = now_ms();
+    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+        .await
+        .unwrap();
+    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
+        .await
+        .unwrap();
+    let (mut decider, decided) = begin_deciding(&s, t + 3_000).await;
+    assert_eq!(decided, 2);
+    let rival = tokio::spawn(async move {
+        submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "").await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!rival.is_finished(), "the rival waits for the decision");
+    sqlx::Executor::execute(&mut *decider, "COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        rival.await.unwrap().unwrap().outcome,
+        BumpOutcome::BumpAgain
+    );
+    for (user, id) in [(&alice, &payer.report_id), (&bob, &payee.report_id)] {
+        assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
+    }
+    assert_eq!(
+        the_claim(&s).await,
+        ("voided".to_string(), Some("withdrawn".to_string()))
+    );
+    assert_eq!((alice.balance().await, bob.balance().await), (5_000, 0));
+}
+
+/// A rival arriving after the payer already paid changes nothing: the
+/// payer confirmed the payee's name and the amount. The rival bumps again.
+async fn a_late_rival_leaves_a_paid_match_alone(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
+    let t = now_ms();
+    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+        .await
+        .unwrap();
+    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
+        .await
+        .unwrap();
+    let (mut decider, _) = begin_deciding(&s, t + 3_000).await;
+    sqlx::Executor::execute(&mut *decider, "COMMIT")
+        .await
+        .unwrap();
+    let BumpOutcome::Confirm { request } = poll(&alice.client, &payer.report_id).await.outcome
+    else {
+        panic!("confirm")
+    };
+    alice
+        .client
+        .approve_claim(&request.request_id, "1234")
+        .await
+        .unwrap();
+    let rival = submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "")
+        .await
+        .unwrap();
+    assert_eq!(rival.outcome, BumpOutcome::BumpAgain);
+    assert!(matches!(
+        poll(&bob.client, &payee.report_id).await.outcome,
+        BumpOutcome::RequestSent { .. }
+    ));
+    assert_eq!(the_claim(&s).await, ("posted".to_string(), None));
+    assert_eq!((alice.balance().await, bob.balance().await), (4_200, 800));
+}
+
 // ------------------------------------------------------------------ sound
 
 async fn sound_token_is_redeemed_once_and_paid(backend: Backend) {
@@ -568,6 +742,9 @@ on_both_backends!(
     bad_and_late_reports_are_refused_with_a_reason,
     two_instances_sharing_a_database_match_each_pair_once,
     overlapping_decisions_create_one_claim,
+    a_rival_committed_after_the_match_withdraws_it,
+    a_rival_overlapping_the_decision_withdraws_it,
+    a_late_rival_leaves_a_paid_match_alone,
     sound_token_is_redeemed_once_and_paid,
     expired_forged_and_foreign_tokens_are_refused,
 );

@@ -8,14 +8,16 @@
 //! the server, which decides a couple of seconds after the knock) →
 //! `Confirm` (payer: approve with the PIN or decline) / `RequestSent`
 //! (payee) → `Paid` / `Declined` / `Expired`; or `BumpAgain` (several phones
-//! bumped at once nearby, or the bump could not be used), or `Failed`.
+//! bumped at once nearby — also when a third phone's report arrived after
+//! the match, which the server then withdraws — or the bump could not be
+//! used), or `Failed`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use super::pairing::{Decision, is_expired, wait_for_decision};
+use super::pairing::{Decision, is_expired, is_withdrawn, wait_for_decision};
 use super::{Wallet, WalletError, invalid, lock};
 use crate::bump::fingerprint::{AUDIO_AFTER_KNOCK_MS, AUDIO_BEFORE_KNOCK_MS};
 use crate::bump::{AccelSample, FingerprintError, FingerprintExtractor, KnockDetector, KnockEvent};
@@ -29,6 +31,8 @@ const POLL_WAIT_MS: u32 = 4_000;
 /// A decision is due about two seconds after the knock; give up after this
 /// many polls.
 const MAX_POLLS: usize = 4;
+/// Why a withdrawn match ends in `BumpAgain`.
+const WITHDRAWN: &str = "another phone reported the same bump late, so the match was withdrawn";
 
 /// Where a bump payment stands; the app renders it.
 #[derive(Clone, Debug, PartialEq)]
@@ -378,6 +382,9 @@ impl BumpPayment {
         match self.wallet.approve_request(&id, pin).await {
             Ok(_) => Ok(self.set(BumpPaymentState::Paid)),
             Err(e) if is_expired(&e) => Ok(self.set(BumpPaymentState::Expired)),
+            Err(e) if is_withdrawn(&e) => Ok(self.set(BumpPaymentState::BumpAgain {
+                reason: WITHDRAWN.into(),
+            })),
             Err(e) => Err(e),
         }
     }
@@ -388,18 +395,25 @@ impl BumpPayment {
         match self.wallet.decline_request(&id).await {
             Ok(_) => Ok(self.set(BumpPaymentState::Declined)),
             Err(e) if is_expired(&e) => Ok(self.set(BumpPaymentState::Expired)),
+            Err(e) if is_withdrawn(&e) => Ok(self.set(BumpPaymentState::BumpAgain {
+                reason: WITHDRAWN.into(),
+            })),
             Err(e) => Err(e),
         }
     }
 
     /// Payee: waits (up to `timeout_ms`) for the payer's decision: `Paid`,
-    /// `Declined` or `Expired`; `RequestSent` if still undecided.
+    /// `Declined` or `Expired` (`BumpAgain` if the server withdrew the
+    /// match); `RequestSent` if still undecided.
     pub async fn wait_for_payment(&self, timeout_ms: u64) -> Result<BumpPaymentState, WalletError> {
         let id = self.request_in(|s| matches!(s, BumpPaymentState::RequestSent { .. }))?;
         let state = match wait_for_decision(&self.wallet, &id, timeout_ms).await? {
             Some(Decision::Paid) => BumpPaymentState::Paid,
             Some(Decision::Declined) => BumpPaymentState::Declined,
             Some(Decision::Expired) => BumpPaymentState::Expired,
+            Some(Decision::Withdrawn) => BumpPaymentState::BumpAgain {
+                reason: WITHDRAWN.into(),
+            },
             None => return Ok(self.state()),
         };
         Ok(self.set(state))

@@ -14,6 +14,9 @@ pub(super) enum Decision {
     Paid,
     Declined,
     Expired,
+    /// The server withdrew a bump's request before it was paid (another
+    /// phone reported the same bump late).
+    Withdrawn,
 }
 
 /// Whether a refusal means the request can no longer be decided.
@@ -22,6 +25,17 @@ pub(super) fn is_expired(e: &WalletError) -> bool {
         e,
         WalletError::Refused {
             code: ErrorCode::ClaimExpired,
+            ..
+        }
+    )
+}
+
+/// Whether a refusal means the server withdrew the request (bump again).
+pub(super) fn is_withdrawn(e: &WalletError) -> bool {
+    matches!(
+        e,
+        WalletError::Refused {
+            code: ErrorCode::PairingWithdrawn,
             ..
         }
     )
@@ -42,6 +56,7 @@ pub(super) async fn wait_for_decision(
             (TransferState::Pending, _) => None,
             (TransferState::Posted, _) => Some(Decision::Paid),
             (TransferState::Voided, Some(VoidReason::Declined)) => Some(Decision::Declined),
+            (TransferState::Voided, Some(VoidReason::Withdrawn)) => Some(Decision::Withdrawn),
             (TransferState::Voided, _) => Some(Decision::Expired),
         };
         if decision.is_some() {

@@ -162,6 +162,12 @@ impl SoundRequest {
                 Some(Decision::Paid) => SoundRequestState::Paid,
                 Some(Decision::Declined) => SoundRequestState::Declined,
                 Some(Decision::Expired) => SoundRequestState::Expired,
+                // Only bump matches are ever withdrawn.
+                Some(Decision::Withdrawn) => SoundRequestState::Failed {
+                    error: WalletError::Protocol {
+                        detail: "the server withdrew a request made by sound".into(),
+                    },
+                },
                 None => return Ok(self.state()),
             };
         Ok(self.set(state))

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     /// The bump report came too late, from the future, or when the server
     /// was full: bump again.
     BumpRejected,
+    /// The request a bump created was withdrawn (another phone reported the
+    /// same bump late): bump again.
+    PairingWithdrawn,
     /// A sound token this server never issued (forged, garbled, or from
     /// another server).
     TokenUnknown,
@@ -76,7 +79,7 @@ impl ErrorCode {
             OcraKeyNotRegistered | ChallengeUsed => 409,
             CodeExpired | ClaimExpired | ChallengeExpired => 410,
             TokenUnknown => 404,
-            TokenUsed => 409,
+            TokenUsed | PairingWithdrawn => 409,
             TokenExpired => 410,
             BumpRejected => 422,
             WrongCode | SelfTransfer | InsufficientFunds => 422,

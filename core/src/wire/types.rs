@@ -153,6 +153,10 @@ pub enum VoidReason {
     Declined,
     Cancelled,
     Expired,
+    /// The server withdrew a request made by pairing before it was paid:
+    /// another phone's report of the same bump arrived after the match, so
+    /// the match was a guess. Both phones bump again.
+    Withdrawn,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

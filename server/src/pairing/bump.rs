@@ -14,7 +14,11 @@
 //!   serialised (`BEGIN IMMEDIATE`). A match creates its claim in the same
 //!   job, so there is never a match without its claim, nor two claims;
 //! - each instance runs a decider every [`TICK`]: a cheap read, and a writer
-//!   job only when some pending report is due.
+//!   job only when some pending report is due;
+//! - a report committed after a plausible partner of it was matched
+//!   withdraws that match while it is unpaid (everyone bumps again), so a
+//!   slow commit can delay a decision's undoing but never make a guess
+//!   stand.
 //!
 //! State is bounded: a report is decided within [`MatcherConfig::settle_ms`]
 //! plus [`COMMIT_MARGIN_MS`] of its knock (reports arriving later are
@@ -30,7 +34,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use clink_core::wire::{
-    BumpOutcome, BumpReport, BumpReportView, BumpRole, ErrorCode, SubmitBumpRequest,
+    BumpOutcome, BumpReport, BumpReportView, BumpRole, ErrorCode, NotificationKind,
+    SubmitBumpRequest, VoidReason,
 };
 use serde::Deserialize;
 use sqlx::{AnyConnection, Executor, Row};
@@ -50,11 +55,13 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// Extra wait after a report settles before it is decided: time for a rival
 /// accepted just in time to be committed, by this or another instance. A
 /// writer commits at most `MAX_BATCH_WORK` after it ran a job, so the margin
-/// covers that and a slow flush.
+/// covers that and a slow flush. Correctness does not rest on it (a rival
+/// committed later still withdraws the match, see
+/// [`withdraw_outrun_matches`]); it keeps withdrawals rare.
 pub const COMMIT_MARGIN_MS: i64 = 500;
 const _: () = assert!(
     COMMIT_MARGIN_MS >= 4 * crate::writer::MAX_BATCH_WORK.as_millis() as i64,
-    "a rival's commit must land well within the decision margin"
+    "a rival's commit should land well within the decision margin"
 );
 /// Decided reports are kept this long so both phones can read the outcome.
 pub const DECIDED_RETENTION_MS: i64 = 60_000;
@@ -170,7 +177,79 @@ async fn submit_job(
     if group.len() >= 3 {
         flip(conn, &group, "ambiguous", now).await?;
     }
+    withdraw_outrun_matches(conn, &rules, &group[0], now).await
+}
+
+/// A report that reaches the database after a plausible partner of it was
+/// already matched (its commit was slow, on this instance or another) makes
+/// that match a guess: the match is withdrawn while its request is still
+/// unpaid, and every phone involved bumps again.
+///
+/// This is what keeps decisions right whatever the timing. Whichever of
+/// this job and the deciding job commits first, the other one sees it: a
+/// decision committed before this job's reads shows here as `matched` rows;
+/// one still uncommitted holds locks on the rows this job's `flip` changes
+/// (PostgreSQL) or the write lock (SQLite), so this job waits and then reads
+/// it; and a decision that starts after this job committed sees this report.
+/// (`COMMIT_MARGIN_MS` only makes withdrawals rare.)
+async fn withdraw_outrun_matches(
+    conn: &mut AnyConnection,
+    rules: &MatcherConfig,
+    late: &StoredReport,
+    now: i64,
+) -> AppResult<()> {
+    let instant = late.candidate.instant_ms();
+    let rows = sqlx::query(&format!(
+        "SELECT {}, transfer_seq FROM bump_reports WHERE state = 'matched' AND instant_ms >= $1 AND instant_ms <= $2
+         ORDER BY id LIMIT $3",
+        StoredReport::COLUMNS
+    ))
+    .bind(instant - rules.max_time_diff_ms)
+    .bind(instant + rules.max_time_diff_ms)
+    .bind(MAX_NEIGHBOURS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut outrun = false;
+    for row in &rows {
+        let matched = StoredReport::from_row(row)?;
+        let rival = matched.account != late.account
+            && matching::plausible(rules, &late.candidate, &matched.candidate).is_some();
+        if !rival {
+            continue;
+        }
+        outrun = true;
+        let seq: Option<i64> = row.try_get(4)?;
+        let seq = seq.ok_or_else(|| {
+            AppError::new(ErrorCode::Internal, "a matched bump report has no claim")
+        })?;
+        withdraw_match(conn, seq, now).await?;
+    }
+    if outrun {
+        flip(conn, std::slice::from_ref(late), "ambiguous", now).await?;
+    }
     Ok(())
+}
+
+/// Voids the request a match created, if the payer has not paid it yet,
+/// and tells both phones to bump again. A paid request stands: the payer
+/// confirmed the payee's name and amount on the phone.
+async fn withdraw_match(conn: &mut AnyConnection, seq: i64, now: i64) -> AppResult<()> {
+    if !ledger::void_if_pending(conn, seq, VoidReason::Withdrawn, now).await? {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE bump_reports SET state = 'ambiguous', decided_at = $1 WHERE transfer_seq = $2 AND state = 'matched'",
+    )
+    .bind(now)
+    .bind(seq)
+    .execute(&mut *conn)
+    .await?;
+    let payer: i64 = sqlx::query("SELECT debit_account FROM transfers WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    ledger::notify(conn, payer, NotificationKind::ClaimCancelled, seq, now).await
 }
 
 // ------------------------------------------------------------------ status
@@ -341,14 +420,17 @@ async fn flip(
     to: &str,
     now: i64,
 ) -> AppResult<u64> {
+    // Rows are locked in id order, so two overlapping jobs never deadlock.
+    let mut ids: Vec<i64> = reports.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
     let mut changed = 0;
-    for r in reports {
+    for id in ids {
         changed += sqlx::query(
             "UPDATE bump_reports SET state = $1, decided_at = $2 WHERE id = $3 AND state = 'pending'",
         )
         .bind(to)
         .bind(now)
-        .bind(r.id)
+        .bind(id)
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -450,77 +450,116 @@ async fn overlapping_decisions_create_one_claim(backend: Backend) {
     assert_eq!(claims_between(&s).await, 1);
 }
 
-/// Opens a write transaction on a connection of its own and decides every
-/// report settled by `at` in it, as another instance's decider would;
-/// committing is the caller's.
-async fn begin_deciding(s: &TestServer, at: i64) -> (sqlx::pool::PoolConnection<sqlx::Any>, usize) {
-    let state = s.server.state.clone();
-    let mut conn = s.pool().acquire().await.unwrap();
-    sqlx::Executor::execute(&mut *conn, state.db.backend.begin_write())
-        .await
-        .unwrap();
-    let decided = clink_server::pairing::bump::decide_due(&state, &mut conn, at)
-        .await
-        .unwrap();
-    (conn, decided)
+/// Alice (a payer with 5,000) and Bob (a payee) have bumped; their reports
+/// are on the server. Carol, another payer in the same room, bumped at the
+/// same moment, and her report is yet to come.
+struct LateRival {
+    s: TestServer,
+    alice: User,
+    bob: User,
+    carol: User,
+    instant_ms: i64,
+    payer_id: String,
+    payee_id: String,
 }
 
-/// The claim a bump created: its state and why it was voided.
-async fn the_claim(s: &TestServer) -> (String, Option<String>) {
-    let row = sqlx::query("SELECT state, void_reason FROM transfers WHERE kind = 'claim'")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
+impl LateRival {
+    async fn start(backend: Backend) -> Option<LateRival> {
+        let s = TestServer::start(backend, |_| {}).await?;
+        let alice = s.user("Alice", "1234").await;
+        let bob = s.user("Bob", "5678").await;
+        let carol = s.user("Carol", "4321").await;
+        alice.deposit(5_000).await;
+        let t = now_ms();
+        let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+            .await
+            .unwrap();
+        let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
+            .await
+            .unwrap();
+        Some(LateRival {
+            s,
+            alice,
+            bob,
+            carol,
+            instant_ms: t,
+            payer_id: payer.report_id,
+            payee_id: payee.report_id,
+        })
+    }
+
+    /// Opens a write transaction on a connection of its own and decides
+    /// every report as if settled, as another instance's decider would;
+    /// committing is the caller's.
+    async fn begin_deciding(&self) -> sqlx::pool::PoolConnection<sqlx::Any> {
+        let state = self.s.server.state.clone();
+        let mut conn = self.s.pool().acquire().await.unwrap();
+        sqlx::Executor::execute(&mut *conn, state.db.backend.begin_write())
+            .await
+            .unwrap();
+        let at = self.instant_ms + 3_000;
+        let decided = clink_server::pairing::bump::decide_due(&state, &mut conn, at)
+            .await
+            .unwrap();
+        assert_eq!(decided, 2, "Alice and Bob matched");
+        conn
+    }
+
+    async fn decide(&self) -> PairingRequestView {
+        let mut decider = self.begin_deciding().await;
+        sqlx::Executor::execute(&mut *decider, "COMMIT")
+            .await
+            .unwrap();
+        let outcome = poll(&self.alice.client, &self.payer_id).await.outcome;
+        let BumpOutcome::Confirm { request } = outcome else {
+            panic!("matched before the rival arrived, got {outcome:?}")
+        };
+        request
+    }
+
+    fn rival_report(&self) -> BumpReport {
+        report(BumpRole::Payer, self.instant_ms - 15, ROOM)
+    }
+
+    /// The claim the match created: its state and why it was voided.
+    async fn claim(&self) -> (String, Option<String>) {
+        let row = sqlx::query("SELECT state, void_reason FROM transfers WHERE kind = 'claim'")
+            .fetch_one(self.s.pool())
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    /// The match is withdrawn: both phones bump again, nothing moved.
+    async fn assert_withdrawn(&self) {
+        for (user, id) in [(&self.alice, &self.payer_id), (&self.bob, &self.payee_id)] {
+            assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
+        }
+        assert_eq!(
+            self.claim().await,
+            ("voided".to_string(), Some("withdrawn".to_string()))
+        );
+        let balances = (self.alice.balance().await, self.bob.balance().await);
+        assert_eq!(balances, (5_000, 0));
+        assert_eq!(self.s.sum_of_balances().await, 0);
+    }
 }
 
-/// Alice (a payer with 5,000), Bob (a payee) and Carol (another payer).
-async fn two_payers_and_a_payee(s: &TestServer) -> [User; 3] {
-    let alice = s.user("Alice", "1234").await;
-    let bob = s.user("Bob", "5678").await;
-    let carol = s.user("Carol", "4321").await;
-    alice.deposit(5_000).await;
-    [alice, bob, carol]
-}
-
-/// A third phone's report reaches the database only after the pair it
-/// rivals was matched (its commit was slow, on this instance or another):
-/// the match was a guess, so it is withdrawn while unpaid and all three
-/// phones bump again. Without the withdrawal Alice could pay Bob for
-/// Carol's bump.
+/// Carol's report reaches the database only after the pair it rivals was
+/// matched (its commit was slow, on this instance or another): the match
+/// was a guess, so it is withdrawn while unpaid and all three phones bump
+/// again. Without the withdrawal Alice could pay Bob for Carol's bump.
 async fn a_rival_committed_after_the_match_withdraws_it(backend: Backend) {
-    let Some(s) = TestServer::start(backend, |_| {}).await else {
+    let Some(scene) = LateRival::start(backend).await else {
         return;
     };
-    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
-    let t = now_ms();
-    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
-        .await
-        .unwrap();
-    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
-        .await
-        .unwrap();
-    let (mut decider, decided) = begin_deciding(&s, t + 3_000).await;
-    assert_eq!(decided, 2);
-    sqlx::Executor::execute(&mut *decider, "COMMIT")
-        .await
-        .unwrap();
-    let BumpOutcome::Confirm { request } = poll(&alice.client, &payer.report_id).await.outcome
-    else {
-        panic!("matched before the rival arrived")
-    };
-
-    let rival = submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "")
+    let request = scene.decide().await;
+    let rival = submit(&scene.carol.client, scene.rival_report(), "")
         .await
         .unwrap();
     assert_eq!(rival.outcome, BumpOutcome::BumpAgain);
-    for (user, id) in [(&alice, &payer.report_id), (&bob, &payee.report_id)] {
-        assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
-    }
-    assert_eq!(
-        the_claim(&s).await,
-        ("voided".to_string(), Some("withdrawn".to_string()))
-    );
+    scene.assert_withdrawn().await;
+    let alice = &scene.alice;
     let refused = code_of(
         alice
             .client
@@ -542,86 +581,54 @@ async fn a_rival_committed_after_the_match_withdraws_it(backend: Backend) {
         .find(|n| n.kind == NotificationKind::ClaimCancelled)
         .expect("claim_cancelled");
     assert_eq!(cancelled.transfer.void_reason, Some(VoidReason::Withdrawn));
-    assert_eq!((alice.balance().await, bob.balance().await), (5_000, 0));
-    assert_eq!(s.sum_of_balances().await, 0);
 }
 
 /// The same rival while the decision is still uncommitted: its job waits
 /// for the decider's row locks (PostgreSQL) or the write lock (SQLite),
 /// then sees the match and withdraws it.
 async fn a_rival_overlapping_the_decision_withdraws_it(backend: Backend) {
-    let Some(s) = TestServer::start(backend, |_| {}).await else {
+    let Some(scene) = LateRival::start(backend).await else {
         return;
     };
-    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
-    let t = now_ms();
-    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
-        .await
-        .unwrap();
-    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
-        .await
-        .unwrap();
-    let (mut decider, decided) = begin_deciding(&s, t + 3_000).await;
-    assert_eq!(decided, 2);
-    let rival = tokio::spawn(async move {
-        submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "").await
-    });
+    let mut decider = scene.begin_deciding().await;
+    let carol = scene.carol.client.clone();
+    let report = scene.rival_report();
+    let rival = tokio::spawn(async move { submit(&carol, report, "").await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!rival.is_finished(), "the rival waits for the decision");
     sqlx::Executor::execute(&mut *decider, "COMMIT")
         .await
         .unwrap();
-    assert_eq!(
-        rival.await.unwrap().unwrap().outcome,
-        BumpOutcome::BumpAgain
-    );
-    for (user, id) in [(&alice, &payer.report_id), (&bob, &payee.report_id)] {
-        assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
-    }
-    assert_eq!(
-        the_claim(&s).await,
-        ("voided".to_string(), Some("withdrawn".to_string()))
-    );
-    assert_eq!((alice.balance().await, bob.balance().await), (5_000, 0));
+    let outcome = rival.await.unwrap().unwrap().outcome;
+    assert_eq!(outcome, BumpOutcome::BumpAgain);
+    scene.assert_withdrawn().await;
 }
 
 /// A rival arriving after the payer already paid changes nothing: the
 /// payer confirmed the payee's name and the amount. The rival bumps again.
 async fn a_late_rival_leaves_a_paid_match_alone(backend: Backend) {
-    let Some(s) = TestServer::start(backend, |_| {}).await else {
+    let Some(scene) = LateRival::start(backend).await else {
         return;
     };
-    let [alice, bob, carol] = two_payers_and_a_payee(&s).await;
-    let t = now_ms();
-    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
-        .await
-        .unwrap();
-    let payer = submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
-        .await
-        .unwrap();
-    let (mut decider, _) = begin_deciding(&s, t + 3_000).await;
-    sqlx::Executor::execute(&mut *decider, "COMMIT")
-        .await
-        .unwrap();
-    let BumpOutcome::Confirm { request } = poll(&alice.client, &payer.report_id).await.outcome
-    else {
-        panic!("confirm")
-    };
+    let request = scene.decide().await;
+    let alice = &scene.alice;
     alice
         .client
         .approve_claim(&request.request_id, "1234")
         .await
         .unwrap();
-    let rival = submit(&carol.client, report(BumpRole::Payer, t - 15, ROOM), "")
+    let rival = submit(&scene.carol.client, scene.rival_report(), "")
         .await
         .unwrap();
     assert_eq!(rival.outcome, BumpOutcome::BumpAgain);
-    assert!(matches!(
-        poll(&bob.client, &payee.report_id).await.outcome,
-        BumpOutcome::RequestSent { .. }
-    ));
-    assert_eq!(the_claim(&s).await, ("posted".to_string(), None));
-    assert_eq!((alice.balance().await, bob.balance().await), (4_200, 800));
+    let payee = poll(&scene.bob.client, &scene.payee_id).await.outcome;
+    assert!(
+        matches!(payee, BumpOutcome::RequestSent { .. }),
+        "{payee:?}"
+    );
+    assert_eq!(scene.claim().await, ("posted".to_string(), None));
+    let balances = (alice.balance().await, scene.bob.balance().await);
+    assert_eq!(balances, (4_200, 800));
 }
 
 // ------------------------------------------------------------------ sound

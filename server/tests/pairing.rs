@@ -631,6 +631,30 @@ async fn a_late_rival_leaves_a_paid_match_alone(backend: Backend) {
     assert_eq!(balances, (4_200, 800));
 }
 
+/// A phone sending its report of the bump again after the match (a retry)
+/// is no rival: the match stands and is paid.
+async fn a_phone_reporting_its_bump_again_is_no_rival(backend: Backend) {
+    let Some(scene) = LateRival::start(backend).await else {
+        return;
+    };
+    let request = scene.decide().await;
+    let again = report(BumpRole::Payee, scene.instant_ms, ROOM);
+    let retried = submit(&scene.bob.client, again, "").await.unwrap();
+    assert!(
+        matches!(retried.outcome, BumpOutcome::Pending { .. }),
+        "{retried:?}"
+    );
+    assert_eq!(scene.claim().await, ("pending".to_string(), None));
+    let paid = scene
+        .alice
+        .client
+        .approve_claim(&request.request_id, "1234")
+        .await
+        .unwrap();
+    assert_eq!(paid.state, TransferState::Posted);
+    assert_eq!(scene.bob.balance().await, 800);
+}
+
 // ------------------------------------------------------------------ sound
 
 async fn sound_token_is_redeemed_once_and_paid(backend: Backend) {
@@ -752,6 +776,7 @@ on_both_backends!(
     a_rival_committed_after_the_match_withdraws_it,
     a_rival_overlapping_the_decision_withdraws_it,
     a_late_rival_leaves_a_paid_match_alone,
+    a_phone_reporting_its_bump_again_is_no_rival,
     sound_token_is_redeemed_once_and_paid,
     expired_forged_and_foreign_tokens_are_refused,
 );

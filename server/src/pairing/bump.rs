@@ -217,12 +217,22 @@ async fn withdraw_outrun_matches(
         if !rival {
             continue;
         }
-        outrun = true;
         let seq: Option<i64> = row.try_get(4)?;
         let seq = seq.ok_or_else(|| {
             AppError::new(ErrorCode::Internal, "a matched bump report has no claim")
         })?;
-        withdraw_match(conn, seq, now).await?;
+        let parties =
+            sqlx::query("SELECT debit_account, credit_account FROM transfers WHERE seq = $1")
+                .bind(seq)
+                .fetch_one(&mut *conn)
+                .await?;
+        let (payer, payee): (i64, i64) = (parties.try_get(0)?, parties.try_get(1)?);
+        if late.account == payer || late.account == payee {
+            // The same phone reporting its bump again is no rival.
+            continue;
+        }
+        outrun = true;
+        withdraw_match(conn, seq, payer, now).await?;
     }
     if outrun {
         flip(conn, std::slice::from_ref(late), "ambiguous", now).await?;
@@ -233,7 +243,7 @@ async fn withdraw_outrun_matches(
 /// Voids the request a match created, if the payer has not paid it yet,
 /// and tells both phones to bump again. A paid request stands: the payer
 /// confirmed the payee's name and amount on the phone.
-async fn withdraw_match(conn: &mut AnyConnection, seq: i64, now: i64) -> AppResult<()> {
+async fn withdraw_match(conn: &mut AnyConnection, seq: i64, payer: i64, now: i64) -> AppResult<()> {
     if !ledger::void_if_pending(conn, seq, VoidReason::Withdrawn, now).await? {
         return Ok(());
     }
@@ -244,11 +254,6 @@ async fn withdraw_match(conn: &mut AnyConnection, seq: i64, now: i64) -> AppResu
     .bind(seq)
     .execute(&mut *conn)
     .await?;
-    let payer: i64 = sqlx::query("SELECT debit_account FROM transfers WHERE seq = $1")
-        .bind(seq)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
     ledger::notify(conn, payer, NotificationKind::ClaimCancelled, seq, now).await
 }
 

@@ -1012,17 +1012,7 @@ async fn decide_claim_job(
         ));
     }
     if claim.state != TransferState::Pending {
-        let (code, what) = match claim.void_reason {
-            Some(VoidReason::Declined) => (ErrorCode::ClaimNotPending, "declined"),
-            Some(VoidReason::Cancelled) => (ErrorCode::ClaimNotPending, "cancelled"),
-            Some(VoidReason::Expired) => (ErrorCode::ClaimExpired, "expired"),
-            Some(VoidReason::Withdrawn) => (
-                ErrorCode::PairingWithdrawn,
-                "withdrawn: another phone reported the same bump; bump again",
-            ),
-            None => (ErrorCode::ClaimNotPending, "paid"),
-        };
-        return Err(AppError::new(code, format!("this claim was already {what}")).into());
+        return Err(ledger::already_decided(claim.state, claim.void_reason).into());
     }
     if claim.expires_at.is_some_and(|at| at <= now) {
         ledger::void_pending(conn, claim.seq, VoidReason::Expired, now).await?;

@@ -632,12 +632,38 @@ async fn settle(
     now: i64,
 ) -> AppResult<()> {
     if try_settle(conn, seq, to, reason, now).await? != 1 {
-        return Err(bad(
-            ErrorCode::ClaimNotPending,
-            "this transfer was already decided",
-        ));
+        // Decided by someone else since it was read (a concurrent approval,
+        // expiry or withdrawal): say what happened to it.
+        let row = sqlx::query("SELECT state, void_reason FROM transfers WHERE seq = $1")
+            .bind(seq)
+            .fetch_one(&mut *conn)
+            .await?;
+        let state = parse_state(&row.try_get::<String, _>(0)?)?;
+        let reason = row
+            .try_get::<Option<String>, _>(1)?
+            .map(|r| parse_void(&r))
+            .transpose()?;
+        return Err(already_decided(state, reason));
     }
     Ok(())
+}
+
+/// The refusal for acting on a claim that is no longer pending.
+pub fn already_decided(state: TransferState, reason: Option<VoidReason>) -> AppError {
+    let (code, what) = match (state, reason) {
+        (_, Some(VoidReason::Declined)) => (ErrorCode::ClaimNotPending, "declined"),
+        (_, Some(VoidReason::Cancelled)) => (ErrorCode::ClaimNotPending, "cancelled"),
+        (_, Some(VoidReason::Expired)) => (ErrorCode::ClaimExpired, "expired"),
+        (_, Some(VoidReason::Withdrawn)) => (
+            ErrorCode::PairingWithdrawn,
+            "withdrawn: another phone reported the same bump; bump again",
+        ),
+        (TransferState::Posted, None) => (ErrorCode::ClaimNotPending, "paid"),
+        (TransferState::Voided | TransferState::Pending, None) => {
+            (ErrorCode::ClaimNotPending, "decided")
+        }
+    };
+    bad(code, format!("this claim was already {what}"))
 }
 
 /// Moves a pending transfer to `to`; returns how many rows changed (0 when

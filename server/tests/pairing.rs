@@ -631,6 +631,49 @@ async fn a_late_rival_leaves_a_paid_match_alone(backend: Backend) {
     assert_eq!(balances, (4_200, 800));
 }
 
+/// Alice approves while the withdrawal is still uncommitted: her approval
+/// waits for it (the claim's row lock on PostgreSQL, the write lock on
+/// SQLite), then is refused as withdrawn; no money moves.
+async fn an_approval_racing_the_withdrawal_is_told_it_was_withdrawn(backend: Backend) {
+    let Some(scene) = LateRival::start(backend).await else {
+        return;
+    };
+    let request = scene.decide().await;
+    let state = scene.s.server.state.clone();
+    let mut withdrawal = scene.s.pool().acquire().await.unwrap();
+    sqlx::Executor::execute(&mut *withdrawal, state.db.backend.begin_write())
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE transfers SET state = 'voided', void_reason = 'withdrawn', decided_at = $1 WHERE kind = 'claim'",
+    )
+    .bind(now_ms())
+    .execute(&mut *withdrawal)
+    .await
+    .unwrap();
+    let alice = scene.alice.client.clone();
+    let id = request.request_id.clone();
+    let approval = tokio::spawn(async move { alice.approve_claim(&id, "1234").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !approval.is_finished(),
+        "the approval waits for the withdrawal"
+    );
+    sqlx::Executor::execute(&mut *withdrawal, "COMMIT")
+        .await
+        .unwrap();
+    let refused = code_of(approval.await.unwrap());
+    assert_eq!(
+        refused.code,
+        ErrorCode::PairingWithdrawn,
+        "{}",
+        refused.message
+    );
+    let balances = (scene.alice.balance().await, scene.bob.balance().await);
+    assert_eq!(balances, (5_000, 0));
+    assert_eq!(scene.s.sum_of_balances().await, 0);
+}
+
 /// A phone sending its report of the bump again after the match (a retry)
 /// is no rival: the match stands and is paid.
 async fn a_phone_reporting_its_bump_again_is_no_rival(backend: Backend) {
@@ -777,6 +820,7 @@ on_both_backends!(
     a_rival_overlapping_the_decision_withdraws_it,
     a_late_rival_leaves_a_paid_match_alone,
     a_phone_reporting_its_bump_again_is_no_rival,
+    an_approval_racing_the_withdrawal_is_told_it_was_withdrawn,
     sound_token_is_redeemed_once_and_paid,
     expired_forged_and_foreign_tokens_are_refused,
 );

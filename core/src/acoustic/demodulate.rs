@@ -351,10 +351,10 @@ impl Demodulator {
             if let Some(token) = frame::token_from_bits(&bits) {
                 return Some(token);
             }
-            if pass > 0 {
-                self.refine_clock(layout, samples, &bits);
-            }
             let grid_bits = self.interleaver.spread(&fec::encode(&bits));
+            if pass > 0 {
+                self.refine_clock(layout, samples, &grid_bits);
+            }
             let stop_below = match pass {
                 0 => NOISE_SHARE,
                 1 if first_pass_share < TOKEN_SHARE => TOKEN_SHARE,
@@ -392,18 +392,19 @@ impl Demodulator {
     fn prepare_reverb_canceller(&mut self, layout: &Layout, samples: &[f32], bits: &[u8]) {
         self.clock_ppm = self.clock_offset_ppm(layout);
         self.reverb.prepare(samples, self.clock_ppm);
+        let grid_bits = self.interleaver.spread(&fec::encode(bits));
         for _ in 0..CLOCK_REFINE_STEPS {
-            if !self.refine_clock(layout, samples, bits) {
+            if !self.refine_clock(layout, samples, &grid_bits) {
                 break;
             }
         }
     }
 
-    /// One refinement of the clock offset against the waveform `bits`
-    /// imply; false when it moved by less than `CLOCK_SETTLED_PPM`.
-    fn refine_clock(&mut self, layout: &Layout, samples: &[f32], bits: &[u8]) -> bool {
-        let grid_bits = self.interleaver.spread(&fec::encode(bits));
-        let left = self.reverb.residual_clock_offset_ppm(layout, &grid_bits);
+    /// One refinement of the clock offset against the waveform the coded
+    /// bits `grid_bits` (spread over the grid) imply; false when it moved
+    /// by less than `CLOCK_SETTLED_PPM`.
+    fn refine_clock(&mut self, layout: &Layout, samples: &[f32], grid_bits: &[u8]) -> bool {
+        let left = self.reverb.residual_clock_offset_ppm(layout, grid_bits);
         if !left.is_finite() || left.abs() < CLOCK_SETTLED_PPM {
             return false;
         }

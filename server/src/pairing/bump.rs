@@ -198,41 +198,36 @@ async fn withdraw_outrun_matches(
     late: &StoredReport,
     now: i64,
 ) -> AppResult<()> {
-    let instant = late.candidate.instant_ms();
-    let rows = sqlx::query(&format!(
-        "SELECT {}, transfer_seq FROM bump_reports WHERE state = 'matched' AND instant_ms >= $1 AND instant_ms <= $2
-         ORDER BY id LIMIT $3",
-        StoredReport::COLUMNS
-    ))
-    .bind(instant - rules.max_time_diff_ms)
-    .bind(instant + rules.max_time_diff_ms)
-    .bind(MAX_NEIGHBOURS)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut withdrawn: Vec<i64> = Vec::new();
     let mut outrun = false;
-    for row in &rows {
-        let matched = StoredReport::from_row(row)?;
-        let rival = matched.account != late.account
-            && matching::plausible(rules, &late.candidate, &matched.candidate).is_some();
-        if !rival {
+    let matched = reports_near(conn, rules, "matched", late.candidate.instant_ms()).await?;
+    for report in matched {
+        if matching::plausible(rules, &late.candidate, &report.candidate).is_none() {
             continue;
         }
-        let seq: Option<i64> = row.try_get(4)?;
-        let seq = seq.ok_or_else(|| {
-            AppError::new(ErrorCode::Internal, "a matched bump report has no claim")
-        })?;
-        let parties =
-            sqlx::query("SELECT debit_account, credit_account FROM transfers WHERE seq = $1")
-                .bind(seq)
-                .fetch_one(&mut *conn)
-                .await?;
-        let (payer, payee): (i64, i64) = (parties.try_get(0)?, parties.try_get(1)?);
+        let parties = sqlx::query(
+            "SELECT t.seq, t.debit_account, t.credit_account
+             FROM bump_reports b JOIN transfers t ON t.seq = b.transfer_seq WHERE b.id = $1",
+        )
+        .bind(report.id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::Internal, "a matched bump report has no claim"))?;
+        let (seq, payer, payee): (i64, i64, i64) = (
+            parties.try_get(0)?,
+            parties.try_get(1)?,
+            parties.try_get(2)?,
+        );
         if late.account == payer || late.account == payee {
-            // The same phone reporting its bump again is no rival.
+            // A phone of the match reporting its bump again is no rival.
             continue;
         }
         outrun = true;
-        withdraw_match(conn, seq, payer, now).await?;
+        // Both reports of a match may lie near; withdraw it once.
+        if !withdrawn.contains(&seq) {
+            withdrawn.push(seq);
+            withdraw_match(conn, seq, payer, now).await?;
+        }
     }
     if outrun {
         flip(conn, std::slice::from_ref(late), "ambiguous", now).await?;
@@ -372,18 +367,20 @@ impl StoredReport {
     }
 }
 
-/// Pending reports whose instants lie within `rules.max_time_diff_ms` of
+/// Reports in `state` whose instants lie within `rules.max_time_diff_ms` of
 /// `instant_ms`.
-async fn pending_near(
+async fn reports_near(
     conn: &mut AnyConnection,
     rules: &MatcherConfig,
+    state: &str,
     instant_ms: i64,
 ) -> AppResult<Vec<StoredReport>> {
     let rows = sqlx::query(&format!(
-        "SELECT {} FROM bump_reports WHERE state = 'pending' AND instant_ms >= $1 AND instant_ms <= $2
-         ORDER BY id LIMIT $3",
+        "SELECT {} FROM bump_reports WHERE state = $1 AND instant_ms >= $2 AND instant_ms <= $3
+         ORDER BY id LIMIT $4",
         StoredReport::COLUMNS
     ))
+    .bind(state)
     .bind(instant_ms - rules.max_time_diff_ms)
     .bind(instant_ms + rules.max_time_diff_ms)
     .bind(MAX_NEIGHBOURS)
@@ -402,7 +399,8 @@ async fn group_of(
     let mut group = vec![start];
     let mut next = 0;
     while next < group.len() && group.len() < MAX_GROUP {
-        let near = pending_near(conn, rules, group[next].candidate.instant_ms()).await?;
+        let instant = group[next].candidate.instant_ms();
+        let near = reports_near(conn, rules, "pending", instant).await?;
         for other in near {
             let member = &group[next];
             let linked = other.account != member.account

@@ -197,11 +197,6 @@ impl Wallet {
         Ok(self.core.decline_request(&request_id).await?.into())
     }
 
-    /// Adds money from outside (a development server's top-up); online only.
-    pub async fn top_up(&self, amount: i64) -> Result<Transfer, WalletError> {
-        Ok(self.core.top_up(amount).await?.into())
-    }
-
     /// Measures the offset to the server's clock and keeps it for signing.
     pub async fn estimate_clock_offset(&self) -> Result<ClockOffset, WalletError> {
         Ok(self.core.estimate_clock_offset().await?)

@@ -54,8 +54,6 @@ enum Command {
         #[command(flatten)]
         pin: PinArg,
     },
-    /// Add money (development servers).
-    TopUp { amount: i64 },
     /// Draft a send or a request (works offline).
     #[command(subcommand)]
     Draft(DraftCommand),
@@ -469,18 +467,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                 print_json(&account);
             } else {
                 println!("registered {} as {}", account.phone, account.display_name);
-            }
-        }
-        Command::TopUp { amount } => {
-            let t = wallet.top_up(*amount).await.map_err(explain)?;
-            if json {
-                print_json(&t);
-            } else {
-                println!(
-                    "topped up {}; balance {}",
-                    t.amount,
-                    wallet.balance().map_err(explain)?
-                );
             }
         }
         Command::Draft(d) => {

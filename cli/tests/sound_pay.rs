@@ -2,6 +2,8 @@
 //! a real server on a loopback port: the payee's token goes into a WAV file,
 //! the payer's `clink` decodes it, sees who asks, and pays once.
 
+mod cash_in;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ fn ok(home: &Path, server: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Registers `names` (one wallet each, PIN 1234) and tops each up with 1000.
+/// Registers `names` (one wallet each, PIN 1234) and cashes in 1000 for each.
 fn register_all(url: &str, otp: &CapturingOtpSender, dir: &Path, names: &[&str]) {
     for (i, name) in names.iter().enumerate() {
         let home = dir.join(name);
@@ -44,7 +46,8 @@ fn register_all(url: &str, otp: &CapturingOtpSender, dir: &Path, names: &[&str])
             url,
             &["verify", &code, "--name", name, "--pin", "1234"],
         );
-        ok(&home, url, &["top-up", "1000"]);
+        cash_in::cash_in(url, &phone, 1000);
+        ok(&home, url, &["sync"]);
     }
 }
 
@@ -73,6 +76,7 @@ async fn a_request_by_sound_is_paid_through_the_sound_devices() {
         Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pin_secret_file = Some(dir.path().join("pin-secret"));
+    cash_in::enable(&mut config);
     let otp = Arc::new(CapturingOtpSender::default());
     let server = clink_server::start(config, otp.clone()).await.unwrap();
     let url = server.url();
@@ -153,6 +157,7 @@ async fn a_request_by_sound_is_heard_confirmed_and_paid_once() {
         Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pin_secret_file = Some(dir.path().join("pin-secret"));
+    cash_in::enable(&mut config);
     let otp = Arc::new(CapturingOtpSender::default());
     let server = clink_server::start(config, otp.clone()).await.unwrap();
     let url = server.url();
@@ -180,8 +185,10 @@ async fn a_request_by_sound_is_heard_confirmed_and_paid_once() {
                 &["verify", &code, "--name", name, "--pin", "1234"],
             );
         }
-        ok(&alice, &url, &["top-up", "1000"]);
-        ok(&carol, &url, &["top-up", "1000"]);
+        for (home, phone) in [(&alice, "090-5555-1111"), (&carol, "090-5555-3333")] {
+            cash_in::cash_in(&url, phone, 1000);
+            ok(home, &url, &["sync"]);
+        }
 
         // Bob asks for 450; his clink writes the token's sound and waits.
         let asking = clink(&bob, &url)

@@ -1,6 +1,8 @@
 //! The README walk-through, run as written: two wallets (two homes), one
 //! server on a loopback port, every step through the `clink` binary.
 
+mod cash_in;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ async fn two_wallets_one_server_walk_through() {
         Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pin_secret_file = Some(dir.path().join("pin-secret"));
+    cash_in::enable(&mut config);
     let otp = Arc::new(CapturingOtpSender::default());
     let server = clink_server::start(config, otp.clone()).await.unwrap();
     let url = server.url();
@@ -68,7 +71,8 @@ async fn two_wallets_one_server_walk_through() {
                     .contains(&format!("as {name}"))
             );
         }
-        ok(&alice, &url, &["top-up", "5000"]);
+        cash_in::cash_in(&url, ALICE, 5000);
+        ok(&alice, &url, &["sync"]);
 
         // Draft and queue (no network needed), then sync.
         ok(

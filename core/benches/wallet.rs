@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use clink_core::secrets::{MemorySecretStore, SecretStore};
 use clink_core::store::Store;
 use clink_core::wallet::{DATABASE_FILE, Wallet};
-use clink_core::wire::{Counterpart, Direction, TransferKind, TransferState, TransferView};
+use clink_core::wire::{
+    CashInRequest, Counterpart, Direction, TransferKind, TransferState, TransferView, paths,
+};
+use clink_server::config::BearerToken;
 use clink_server::{CapturingOtpSender, Config};
 
 const SYNC_ITEMS: usize = 10_000;
@@ -20,6 +23,8 @@ const SYNC_RUNS: usize = 3;
 const HISTORY_ROWS: usize = 100_000;
 const OPEN_RUNS: usize = 21;
 const PIN: &str = "2468";
+/// The opening balance comes in through the operator's cash-in.
+const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789";
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -50,12 +55,26 @@ async fn sync_figures() {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pin_secret_file = Some(server_dir.path().join("pin-secret"));
     config.max_amount = 1_000_000_000;
+    config.operator_token = Some(BearerToken::new(OPERATOR_TOKEN).unwrap());
     let otp = Arc::new(CapturingOtpSender::default());
     let server = clink_server::start(config, otp.clone()).await.unwrap();
     let url = server.url();
     let (alice, _alice_dir) = registered(&url, &otp, "090-1000-0001", "Alice").await;
     let (_bob, _bob_dir) = registered(&url, &otp, "090-1000-0002", "Bob").await;
-    alice.top_up(1_000_000_000).await.unwrap();
+    let funded = reqwest::Client::new()
+        .post(format!("{url}{}", paths::OPERATOR_CASH_IN))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&CashInRequest {
+            idempotency_key: "opening".into(),
+            phone: "090-1000-0001".into(),
+            amount: 1_000_000_000,
+            reference: "opening balance".into(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(funded.status(), 201, "cash-in refused");
+    alice.sync_now().await.unwrap();
 
     let mut draft_times = Vec::new();
     let mut queue_times = Vec::new();

@@ -185,10 +185,6 @@ impl ApiClient {
         self.post(paths::SEND, request).await
     }
 
-    pub async fn deposit(&self, request: &DepositRequest) -> Result<TransferView, ClientError> {
-        self.post(paths::DEPOSIT, request).await
-    }
-
     pub async fn withdraw(&self, request: &WithdrawRequest) -> Result<TransferView, ClientError> {
         self.post(paths::WITHDRAW, request).await
     }

@@ -1,4 +1,4 @@
-//! Ambient fingerprints on the shared two-phone scenes: micA and micB of one
+//! Ambient fingerprints on the recorded two-phone scenes: micA and micB of one
 //! scene (30 cm apart) score at least the threshold, different scenes and
 //! different moments of one scene below it, with ±30 ms misalignment and a
 //! different microphone on one phone, at 16, 44.1 and 48 kHz. The quiet room

@@ -37,7 +37,7 @@ async fn killed_at_then_resynced_posts_each_item_once(point: &str, items: usize)
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
     let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
     let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
-    alice.top_up(1_000_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 1_000_000).await;
     let ids: Vec<i64> = (0..items)
         .map(|i| {
             alice

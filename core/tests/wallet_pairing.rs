@@ -125,9 +125,9 @@ async fn posted_claims(server: &TestServer) -> i64 {
 async fn a_bump_from_samples_asks_the_payer_and_pays_once() {
     let server = TestServer::start().await;
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
-    let (alice, _) = wallet(&server, &alice_home, "Alice").await;
+    let (alice, alice_phone) = wallet(&server, &alice_home, "Alice").await;
     let (bob, bob_phone) = wallet(&server, &bob_home, "Bob's Cafe").await;
-    alice.top_up(5_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 5_000).await;
 
     let phones = bump_scene(11, 2);
     let payer = alice.pay_by_bump(RATE_HZ).unwrap();
@@ -234,9 +234,9 @@ async fn a_third_phones_late_report_withdraws_the_match_and_nobody_pays() {
     let server = TestServer::start().await;
     let homes = [WalletHome::new(), WalletHome::new(), WalletHome::new()];
     let (bob, bob_phone) = wallet(&server, &homes[0], "Bob").await;
-    let (alice, _) = wallet(&server, &homes[1], "Alice").await;
+    let (alice, alice_phone) = wallet(&server, &homes[1], "Alice").await;
     let (carol, _) = wallet(&server, &homes[2], "Carol").await;
-    alice.top_up(5_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 5_000).await;
     let phones = bump_scene(14, 3);
     let flows = [
         bob.request_by_bump(800, "", RATE_HZ).unwrap(),
@@ -294,7 +294,7 @@ async fn a_third_phones_late_report_withdraws_the_match_and_nobody_pays() {
 async fn a_knock_at_the_same_moment_in_another_room_is_no_match() {
     let server = TestServer::start().await;
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
-    let (alice, _) = wallet(&server, &alice_home, "Alice").await;
+    let (alice, _alice_phone) = wallet(&server, &alice_home, "Alice").await;
     let (bob, _) = wallet(&server, &bob_home, "Bob").await;
     // Same instant, same knock shape, but the payer is in the street.
     let phones = bump_scene_in(13, &["cafe_babble", "street"]);
@@ -347,9 +347,9 @@ async fn a_token_played_and_heard_asks_the_payer_and_pays_once_and_never_twice()
     let server = TestServer::start().await;
     let homes = [WalletHome::new(), WalletHome::new(), WalletHome::new()];
     let (bob, bob_phone) = wallet(&server, &homes[0], "Bob's Bakery").await;
-    let (alice, _) = wallet(&server, &homes[1], "Alice").await;
+    let (alice, alice_phone) = wallet(&server, &homes[1], "Alice").await;
     let (carol, _) = wallet(&server, &homes[2], "Carol").await;
-    alice.top_up(2_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 2_000).await;
 
     let request = bob
         .request_by_sound(500, "bread", RATE_HZ, None)
@@ -411,7 +411,7 @@ async fn an_expired_token_ends_the_payers_flow_as_expired() {
     let server = TestServer::start_with(|c| c.sound_token_ttl_secs = 1).await;
     let (bob_home, alice_home) = (WalletHome::new(), WalletHome::new());
     let (bob, _) = wallet(&server, &bob_home, "Bob").await;
-    let (alice, _) = wallet(&server, &alice_home, "Alice").await;
+    let (alice, _alice_phone) = wallet(&server, &alice_home, "Alice").await;
     // The audible profile, as a phone without near-ultrasound would play it.
     let request = bob
         .request_by_sound(

@@ -14,7 +14,7 @@ async fn items_queued_while_the_server_is_down_post_once_after_reopen_and_restar
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
     let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
     let (bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
-    alice.top_up(10_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 10_000).await;
     let url = server.url();
     let (addr, db_dir) = server.stop().await;
 
@@ -119,7 +119,7 @@ async fn a_thousand_items_with_eight_the_server_refuses_post_the_rest_once() {
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
     let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
     let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
-    alice.top_up(100_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 100_000).await;
     let stranger = fresh_phone(); // never registered
 
     // Item i: a send of 10 to Bob, except for the refused ones.
@@ -177,7 +177,7 @@ async fn a_wrong_pin_item_needs_action_then_posts_once_after_requeue() {
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
     let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
     let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
-    alice.top_up(1_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 1_000).await;
     let draft = alice.draft_send(&bob_phone, 400, "rent").unwrap();
     let item = alice.queue(draft.id, "0000").unwrap();
     let report = alice.sync_now().await.unwrap();
@@ -227,9 +227,9 @@ async fn the_clock_offset_comes_from_the_server_and_is_kept() {
 async fn a_stale_clock_offset_is_measured_again_and_the_sync_goes_through() {
     let server = TestServer::start().await;
     let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
-    let (alice, _) = registered(&server, &alice_home, "Alice").await;
+    let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
     let (_bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
-    alice.top_up(1_000).await.unwrap();
+    server.fund(&alice, &alice_phone, 1_000).await;
     let draft = alice.draft_send(&bob_phone, 700, "clock").unwrap();
     alice.queue(draft.id, PIN).unwrap();
     drop(alice);

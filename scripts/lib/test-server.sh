@@ -2,8 +2,9 @@
 # free loopback port, with a temporary SQLite file and a development OTP
 # file, for the bindings' wallet scenarios.
 #
-# start_test_server exports CLINK_TEST_SERVER_URL and CLINK_TEST_OTP_FILE
-# (registration codes as `<e164> <code>` lines); stop_test_server stops the
+# start_test_server exports CLINK_TEST_SERVER_URL, CLINK_TEST_OTP_FILE
+# (registration codes as `<e164> <code>` lines) and CLINK_TEST_OPERATOR_TOKEN
+# (the operator's credential, for cashing in test money); stop_test_server stops the
 # server and removes its files. Callers stop it from an EXIT trap, passing
 # the exit status: `trap 'stop_test_server $?' EXIT`; after a failure the
 # end of the server's log is printed.
@@ -12,14 +13,18 @@ TEST_SERVER_PID=
 TEST_SERVER_DIR=
 
 start_test_server() {
-    cargo build --quiet -p clink-server --bin clink-server
+    # The workspace build the tests already made (scripts/lib/build.sh), not a
+    # single-package build with other features that would recompile it.
+    workspace_build
     TEST_SERVER_DIR="$(mktemp -d)"
+    export CLINK_TEST_OPERATOR_TOKEN="test-operator-token-$RANDOM$RANDOM$RANDOM"
     local log="$TEST_SERVER_DIR/server.log"
     # Port 0: the kernel picks a free port; the server logs the one it got.
     NO_COLOR=1 RUST_LOG=info "${CARGO_TARGET_DIR:-target}/debug/clink-server" \
         --listen 127.0.0.1:0 \
         --database-url "sqlite:$TEST_SERVER_DIR/clink.db" \
         --dev-otp-file "$TEST_SERVER_DIR/otp.txt" \
+        --operator-token "$CLINK_TEST_OPERATOR_TOKEN" \
         >"$log" 2>&1 &
     TEST_SERVER_PID=$!
     local addr=

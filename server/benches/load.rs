@@ -17,6 +17,9 @@ use clink_server::{CapturingOtpSender, Config};
 use ring::rand::SystemRandom;
 use sqlx::{Connection, Executor};
 
+/// Opening balances come in through the operator's cash-in.
+const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789";
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -37,6 +40,7 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
     let mut config = Config::with_database(database_url);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.pin_secret_file = Some(dir.join("pin-secret"));
+    config.operator_token = Some(clink_server::config::BearerToken::new(OPERATOR_TOKEN).unwrap());
     let otp = Arc::new(CapturingOtpSender::default());
     let server = clink_server::start(config, otp.clone())
         .await
@@ -59,13 +63,19 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
             })
             .await
             .unwrap();
-        client
-            .deposit(&DepositRequest {
+        let opened = reqwest::Client::new()
+            .post(format!("{url}{}", paths::OPERATOR_CASH_IN))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&CashInRequest {
                 idempotency_key: format!("open-{i}"),
+                phone: phone.clone(),
                 amount: 1_000_000,
+                reference: "opening balance".into(),
             })
+            .send()
             .await
             .unwrap();
+        assert_eq!(opened.status(), 201, "cash-in refused");
         users.push(Account { client, phone });
     }
     let users = Arc::new(users);

@@ -10,7 +10,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use clink_core::phone::PhoneNumber;
 use clink_core::wire::*;
 use serde::Deserialize;
@@ -36,8 +36,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ME, get(me))
         .route(paths::POLICY, put(update_policy))
         .route(paths::SEND, post(send))
-        .route(paths::DEPOSIT, post(deposit))
         .route(paths::WITHDRAW, post(withdraw))
+        .route("/v1/transfers/deposit", any(self_deposit_is_gone))
         .route("/v1/transfers/{id}", get(transfer))
         .route(paths::CLAIMS, post(create_claim))
         .route("/v1/claims/{id}/{action}", post(decide_claim))
@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::INBOX, get(inbox))
         .merge(crate::second_factor::routes())
         .merge(crate::gateway::routes())
+        .merge(crate::operator::routes())
         .merge(crate::pairing::routes())
         .route(paths::SYNC, post(crate::sync::sync))
         .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
@@ -848,18 +849,13 @@ async fn send(State(state): St, caller: Caller) -> AppResult<Response> {
     run_money(&state, caller, prepared.req, prepared.post).await
 }
 
-async fn deposit(State(state): St, caller: Caller) -> AppResult<Response> {
-    let body: DepositRequest = caller.signed.json()?;
-    let req = MoneyRequest::new(
-        &state,
-        paths::DEPOSIT,
-        &body,
-        &body.idempotency_key,
-        body.amount,
-        "",
-        None,
-    )?;
-    move_with_system(&state, caller, req, TransferKind::Deposit).await
+/// The self-deposit of early builds, answered for old clients: a user cannot
+/// raise their own balance (see `operator` for how money enters).
+async fn self_deposit_is_gone() -> AppError {
+    AppError::new(
+        ErrorCode::NotFound,
+        "there is no self-deposit: money enters a balance only as a transfer from another user or through the operator's cash-in",
+    )
 }
 
 async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
@@ -873,30 +869,27 @@ async fn withdraw(State(state): St, caller: Caller) -> AppResult<Response> {
         "",
         Some(&body.pin),
     )?;
-    move_with_system(&state, caller, req, TransferKind::Withdrawal).await
+    post_withdrawal(&state, caller, req).await
 }
 
-/// A deposit (money in from `cash_in`) or a withdrawal (money out to
-/// `cash_out`): the same posting, with the system account on the other side.
-async fn move_with_system(
+/// A withdrawal: money out to `cash_out`, the system account that mirrors
+/// money leaving Clink. (Money comes in only through the operator's cash-in,
+/// see `operator`.)
+async fn post_withdrawal(
     state: &Arc<AppState>,
     caller: Caller,
     req: MoneyRequest,
-    kind: TransferKind,
 ) -> AppResult<Response> {
+    let kind = TransferKind::Withdrawal;
     let id = new_transfer_id(state);
     run_money(state, caller, req, move |st, conn, account, req, job| {
         Box::pin(async move {
             let now = job.now;
-            let (debit, credit) = match kind {
-                TransferKind::Withdrawal => (account, st.system.cash_out),
-                _ => (st.system.cash_in, account),
-            };
             let t = NewTransfer {
                 id: &id,
                 kind,
-                debit,
-                credit,
+                debit: account,
+                credit: st.system.cash_out,
                 amount: req.amount,
                 memo: "",
                 expires_at: None,

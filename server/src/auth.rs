@@ -14,6 +14,7 @@ use clink_core::wire::signing::{self, MAX_CLOCK_SKEW_MS, SigningError};
 use serde::de::DeserializeOwned;
 use sqlx::{AnyConnection, Row};
 
+use crate::config::BearerToken;
 use crate::error::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
@@ -195,5 +196,53 @@ impl Signed {
             ));
         }
         Ok(())
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against a configured shared
+/// credential (the gateway's, the operator's); `who` names it in errors.
+pub fn check_bearer(
+    parts: &axum::http::request::Parts,
+    expected: &BearerToken,
+    who: &str,
+) -> AppResult<()> {
+    let presented = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                format!("{who} endpoints need the header Authorization: Bearer <{who} token>"),
+            )
+        })?;
+    if !tokens_match(expected.as_str(), presented) {
+        return Err(AppError::new(
+            ErrorCode::Unauthenticated,
+            format!("the {who} token is wrong"),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares digests in constant time, so neither the token's bytes nor its
+/// length leak through timing.
+fn tokens_match(expected: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    bool::from(digest(expected).as_ref().ct_eq(digest(presented).as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_themselves() {
+        assert!(tokens_match("a-long-gateway-token", "a-long-gateway-token"));
+        assert!(!tokens_match("a-long-gateway-token", "a-long-gateway-tokeN"));
+        assert!(!tokens_match("a-long-gateway-token", "a-long-gateway-token "));
+        assert!(!tokens_match("a-long-gateway-token", ""));
     }
 }

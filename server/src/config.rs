@@ -80,8 +80,14 @@ pub struct Config {
 
     /// Shared credential of the telephone gateway (`Authorization: Bearer …`,
     /// at least 16 characters). Without it the gateway endpoints are disabled.
-    #[arg(long, env = "CLINK_GATEWAY_TOKEN", value_parser = parse_gateway_token)]
-    pub gateway_token: Option<GatewayToken>,
+    #[arg(long, env = "CLINK_GATEWAY_TOKEN", value_parser = parse_bearer_token)]
+    pub gateway_token: Option<BearerToken>,
+
+    /// Credential of the operator's back office (`Authorization: Bearer …`, at
+    /// least 16 characters): the only way money enters a user's balance from
+    /// outside (cash-in). Without it the operator endpoints are disabled.
+    #[arg(long, env = "CLINK_OPERATOR_TOKEN", value_parser = parse_bearer_token)]
+    pub operator_token: Option<BearerToken>,
 
     /// Development only: append each registration code, as `<e164> <code>`
     /// lines, to this file instead of writing it to the log.
@@ -98,23 +104,24 @@ pub struct Config {
     pub pairing_request_ttl_secs: u64,
 }
 
-/// The gateway's bearer token; `Debug` does not show it, so it never reaches a log.
+/// A shared bearer credential (the gateway's, the operator's); `Debug` does
+/// not show it, so it never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
-pub struct GatewayToken(String);
+pub struct BearerToken(String);
 
-/// Shortest gateway token accepted: guessing one must be hopeless.
-pub const MIN_GATEWAY_TOKEN_CHARS: usize = 16;
+/// Shortest bearer token accepted: guessing one must be hopeless.
+pub const MIN_BEARER_TOKEN_CHARS: usize = 16;
 
-impl GatewayToken {
-    pub fn new(token: &str) -> Result<GatewayToken, String> {
-        if token.chars().count() < MIN_GATEWAY_TOKEN_CHARS
+impl BearerToken {
+    pub fn new(token: &str) -> Result<BearerToken, String> {
+        if token.chars().count() < MIN_BEARER_TOKEN_CHARS
             || !token.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(format!(
-                "the gateway token must be at least {MIN_GATEWAY_TOKEN_CHARS} printable ASCII characters without spaces"
+                "a bearer token must be at least {MIN_BEARER_TOKEN_CHARS} printable ASCII characters without spaces"
             ));
         }
-        Ok(GatewayToken(token.to_string()))
+        Ok(BearerToken(token.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -122,14 +129,14 @@ impl GatewayToken {
     }
 }
 
-impl std::fmt::Debug for GatewayToken {
+impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GatewayToken(..)")
+        f.write_str("BearerToken(..)")
     }
 }
 
-fn parse_gateway_token(s: &str) -> Result<GatewayToken, String> {
-    GatewayToken::new(s)
+fn parse_bearer_token(s: &str) -> Result<BearerToken, String> {
+    BearerToken::new(s)
 }
 
 fn parse_region(s: &str) -> Result<Region, String> {

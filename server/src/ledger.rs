@@ -816,7 +816,7 @@ pub async fn view<'e, E: Executor<'e, Database = sqlx::Any>>(
 
 fn system_name(kind: TransferKind) -> &'static str {
     match kind {
-        TransferKind::Deposit => "Top-up",
+        TransferKind::Deposit => "Cash-in",
         TransferKind::Withdrawal => "Withdrawal",
         _ => "Clink",
     }

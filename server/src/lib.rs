@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod ledger;
 pub mod matching;
+pub mod operator;
 pub mod otp;
 pub mod pairing;
 pub mod second_factor;
@@ -90,6 +91,12 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
     }
     if config.pin_max_attempts == 0 {
         return Err(StartError::Config("PIN attempts must be at least 1".into()));
+    }
+    if config.operator_token.is_some() && config.operator_token == config.gateway_token {
+        // The gateway moves money between users; the operator creates it.
+        return Err(StartError::Config(
+            "the operator token must differ from the gateway token".into(),
+        ));
     }
     let rng = SystemRandom::new();
     let secret = ServerSecret::load_or_create(&config.pin_secret_path(), &rng)

@@ -136,7 +136,7 @@ async fn send_moves_money_once_and_notifies_the_payee(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     let sent = alice
         .client
         .send(&SendRequest {
@@ -205,7 +205,7 @@ async fn claim_waits_in_the_payers_inbox_until_approved(backend: Backend) {
         ts.user("Shop A", "1234").await,
         ts.user("Customer", "5678").await,
     );
-    customer.deposit(1_000).await;
+    customer.cash_in(1_000).await;
     let claim = shop.claim(&customer, 800, "coffee").await;
     assert_eq!(
         (claim.state, claim.direction, claim.kind),
@@ -228,7 +228,11 @@ async fn claim_waits_in_the_payers_inbox_until_approved(backend: Backend) {
         ),
         ("Shop A", 800, "coffee")
     );
-    assert_eq!(inbox.notifications[0].kind, NotificationKind::ClaimReceived);
+    // After the cash-in's own notification.
+    assert_eq!(
+        inbox.notifications.last().unwrap().kind,
+        NotificationKind::ClaimReceived
+    );
     assert_eq!(
         customer.balance().await,
         1_000,
@@ -307,7 +311,7 @@ async fn declined_and_cancelled_claims_move_no_money(backend: Backend) {
         ts.user("Shop", "1234").await,
         ts.user("Customer", "5678").await,
     );
-    customer.deposit(1_000).await;
+    customer.cash_in(1_000).await;
 
     let declined = shop.claim(&customer, 300, "no thanks").await;
     assert_eq!(
@@ -370,6 +374,7 @@ async fn declined_and_cancelled_claims_move_no_money(backend: Backend) {
     assert_eq!(
         customer_kinds,
         vec![
+            NotificationKind::PaymentReceived, // the cash-in
             NotificationKind::ClaimReceived,
             NotificationKind::ClaimReceived,
             NotificationKind::ClaimCancelled
@@ -403,7 +408,7 @@ async fn claims_expire_on_approval_and_by_the_sweeper(backend: Backend) {
         ts.user("Shop", "1234").await,
         ts.user("Customer", "5678").await,
     );
-    customer.deposit(1_000).await;
+    customer.cash_in(1_000).await;
     let claim = shop.claim(&customer, 300, "late").await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert!(
@@ -467,7 +472,7 @@ async fn wrong_pins_count_down_then_lock_payments_until_the_lockout_ends(backend
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let send = |pin: &str| SendRequest {
         idempotency_key: key(),
         payee: bob.phone.clone(),
@@ -515,7 +520,7 @@ async fn idempotent_retry_replays_and_key_misuse_is_a_conflict(backend: Backend)
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let request = SendRequest {
         idempotency_key: "pay-bob-1".into(),
         payee: bob.phone.clone(),
@@ -558,19 +563,9 @@ async fn idempotent_retry_replays_and_key_misuse_is_a_conflict(backend: Backend)
         code_of(alice.client.send(&too_much).await).code,
         ErrorCode::InsufficientFunds
     );
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     alice.client.send(&too_much).await.unwrap();
-    // Deposits are idempotent too.
-    let deposit = DepositRequest {
-        idempotency_key: "dep-1".into(),
-        amount: 50,
-    };
-    let (d1, d2) = (
-        alice.client.deposit(&deposit).await.unwrap(),
-        alice.client.deposit(&deposit).await.unwrap(),
-    );
-    assert_eq!(d1.id, d2.id);
-    assert_eq!(alice.balance().await, 700 + 10 + 10_000 - 5_000 + 50);
+    assert_eq!(alice.balance().await, 700 + 10 + 10_000 - 5_000);
     assert_eq!(ts.sum_of_balances().await, 0);
 }
 
@@ -606,7 +601,7 @@ async fn every_bad_input_is_a_clear_4xx(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let send = |payee: &str, amount: i64, pin: &str| SendRequest {
         idempotency_key: key(),
         payee: payee.into(),
@@ -748,7 +743,7 @@ async fn tampered_stale_and_replayed_requests_are_refused(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let body = serde_json::to_vec(&SendRequest {
         idempotency_key: key(),
         payee: bob.phone.clone(),
@@ -876,7 +871,7 @@ async fn second_factor_policy_refuses_what_it_cannot_check(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     let update = |limit: Option<i64>, pin: &str| UpdatePolicyRequest {
         second_factor_above: limit,
         pin: pin.into(),
@@ -923,7 +918,7 @@ async fn withdrawal_needs_funds_and_pin(backend: Backend) {
         return;
     };
     let alice = ts.user("Alice", "1234").await;
-    alice.deposit(500).await;
+    alice.cash_in(500).await;
     let withdraw = |amount: i64, pin: &str| WithdrawRequest {
         idempotency_key: key(),
         amount,
@@ -951,7 +946,7 @@ async fn history_pages_newest_first(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     for amount in 1..=5 {
         alice.send(&bob, amount).await.unwrap();
     }

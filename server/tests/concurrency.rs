@@ -38,7 +38,7 @@ async fn concurrent_random_sends_keep_the_books_balanced(backend: Backend) {
     let mut users = Vec::new();
     for i in 0..ACCOUNTS {
         let user = ts.user(&format!("User {i}"), "1234").await;
-        user.deposit(OPENING_BALANCE).await;
+        user.cash_in(OPENING_BALANCE).await;
         users.push(user);
     }
     let users = Arc::new(users);
@@ -165,7 +165,7 @@ async fn concurrent_duplicates_post_once_and_share_one_answer(backend: Backend) 
     // 1,000 spends the whole balance: a duplicate that ran would be refused
     // for funds; 1 leaves plenty: a duplicate that ran would post again.
     for amount in [1_000, 1] {
-        payer.deposit(1_000).await;
+        payer.cash_in(1_000).await;
         let request = Arc::new(SendRequest {
             idempotency_key: common::key(),
             payee: payee.phone.clone(),

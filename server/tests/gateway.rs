@@ -8,7 +8,7 @@ use std::time::Duration;
 use clink_core::challenge::{OcraKey, clink_response};
 use clink_core::dialstring::{self, DialCommand, PhoneDigits};
 use clink_core::wire::*;
-use clink_server::config::GatewayToken;
+use clink_server::config::BearerToken;
 use common::{Backend, TestServer, User, code_of, key};
 use ring::rand::SystemRandom;
 use serde::Serialize;
@@ -32,7 +32,7 @@ on_both_backends!(
 const GATEWAY_TOKEN: &str = "test-gateway-token-0123456789";
 
 fn with_gateway(config: &mut clink_server::Config) {
-    config.gateway_token = Some(GatewayToken::new(GATEWAY_TOKEN).unwrap());
+    config.gateway_token = Some(BearerToken::new(GATEWAY_TOKEN).unwrap());
 }
 
 /// Registers a fresh OCRA key for the user's install and returns it.
@@ -97,7 +97,7 @@ async fn second_factor_is_required_above_the_threshold_and_accepted_when_right(b
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     // Without a key there is nothing to challenge.
     assert_eq!(
         code_of(alice.client.new_challenge().await).code,
@@ -163,7 +163,7 @@ async fn wrong_challenge_responses_share_the_pin_lockout(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     let key = ocra_key(&alice).await;
     set_threshold(&alice, Some(100)).await;
 
@@ -213,7 +213,7 @@ async fn used_expired_and_foreign_challenges_are_refused(backend: Backend) {
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(10_000).await;
+    alice.cash_in(10_000).await;
     let alice_key = ocra_key(&alice).await;
     let bob_key = ocra_key(&bob).await;
     set_threshold(&alice, Some(100)).await;
@@ -276,7 +276,7 @@ async fn ocra_key_registration_needs_the_pin_and_is_stored_sealed(backend: Backe
         return;
     };
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let key = OcraKey::generate(&SystemRandom::new()).unwrap();
     let e = code_of(alice.client.register_ocra_key(&key, "0000").await);
     assert_eq!(
@@ -440,7 +440,7 @@ async fn gateway_send_posts_and_notifies_the_payee(backend: Backend) {
     };
     let gw = GatewayClient::new(&ts);
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(5_000).await;
+    alice.cash_in(5_000).await;
     let key = ocra_key(&alice).await;
 
     // The caller ID arrives in E.164, the dial string holds national digits.
@@ -528,7 +528,7 @@ async fn gateway_request_puts_a_claim_in_the_payers_inbox(backend: Backend) {
         ts.user("Shop", "1234").await,
         ts.user("Customer", "5678").await,
     );
-    customer.deposit(1_000).await;
+    customer.cash_in(1_000).await;
     let key = ocra_key(&shop).await;
 
     let call = gw
@@ -570,7 +570,11 @@ async fn gateway_request_puts_a_claim_in_the_payers_inbox(backend: Backend) {
         ),
         (done.transfer.id.as_str(), 700, "Shop")
     );
-    assert_eq!(inbox.notifications[0].kind, NotificationKind::ClaimReceived);
+    // After the cash-in's own notification.
+    assert_eq!(
+        inbox.notifications.last().unwrap().kind,
+        NotificationKind::ClaimReceived
+    );
     customer
         .client
         .approve_claim(&claim.id, "5678")
@@ -594,7 +598,7 @@ async fn gateway_refusals_are_clear_and_move_no_money(backend: Backend) {
         ts.user("Bob", "5678").await,
         ts.user("Carol", "1111").await,
     );
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let key = ocra_key(&alice).await;
     let stranger = common::fresh_phone();
 
@@ -711,7 +715,7 @@ async fn gateway_wrong_answers_lock_the_caller_and_calls_answer_once(backend: Ba
     };
     let gw = GatewayClient::new(&ts);
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let key = ocra_key(&alice).await;
 
     // A right answer completes the call; the same call id never pays again.
@@ -780,7 +784,7 @@ async fn gateway_expired_call_moves_no_money(backend: Backend) {
     };
     let gw = GatewayClient::new(&ts);
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let key = ocra_key(&alice).await;
     let call = gw
         .call(&alice.e164, &dial_send(&alice, &bob, 100))
@@ -805,7 +809,7 @@ async fn gateway_call_completed_twice_at_once_moves_money_once(backend: Backend)
     };
     let gw = GatewayClient::new(&ts);
     let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let key = ocra_key(&alice).await;
     for _ in 0..5 {
         let call = gw
@@ -930,5 +934,5 @@ async fn gateway_needs_its_token(backend: Backend) {
     };
     assert_eq!((status, e.code), (404, ErrorCode::NotFound));
     assert!(e.message.contains("gateway is disabled"), "{}", e.message);
-    assert!(GatewayToken::new("short").is_err());
+    assert!(BearerToken::new("short").is_err());
 }

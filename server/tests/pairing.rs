@@ -140,7 +140,7 @@ async fn bump_match_creates_one_request_that_pays_once(backend: Backend) {
     };
     let alice = s.user("Alice", "1234").await;
     let bob = s.user("Bob's Cafe", "5678").await;
-    alice.deposit(5_000).await;
+    alice.cash_in(5_000).await;
     let t = now_ms();
     let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "coffee")
         .await
@@ -347,7 +347,7 @@ async fn two_instances_sharing_a_database_match_each_pair_once(backend: Backend)
     let mut payees = Vec::new();
     for i in 0..PAIRS {
         let payer = a.user(&format!("Payer {i}"), "1234").await;
-        payer.deposit(1_000).await;
+        payer.cash_in(1_000).await;
         let payee = a.user(&format!("Shop {i}"), "5678").await;
         // Each payee talks to instance B only.
         let via_b = ApiClient::new(&b.url()).with_key(payee.key.clone());
@@ -469,7 +469,7 @@ impl LateRival {
         let alice = s.user("Alice", "1234").await;
         let bob = s.user("Bob", "5678").await;
         let carol = s.user("Carol", "4321").await;
-        alice.deposit(5_000).await;
+        alice.cash_in(5_000).await;
         let t = now_ms();
         let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
             .await
@@ -707,7 +707,7 @@ async fn sound_token_is_redeemed_once_and_paid(backend: Backend) {
     let alice = s.user("Alice", "1234").await;
     let bob = s.user("Bob's Bakery", "5678").await;
     let carol = s.user("Carol", "4321").await;
-    alice.deposit(2_000).await;
+    alice.cash_in(2_000).await;
     let token = issue(&bob.client, 500, "bread").await;
     let waiting = bob.client.sound_token_status(&token).await.unwrap();
     assert!(matches!(waiting, SoundTokenStatus::Waiting { .. }));

@@ -18,7 +18,7 @@ async fn the_writer_reconnects_after_postgres_drops_its_connection() {
     };
     let payer = ts.user("Payer", "1234").await;
     let payee = ts.user("Payee", "1234").await;
-    payer.deposit(1_000).await;
+    payer.cash_in(1_000).await;
 
     let terminated: i64 = sqlx::query(
         "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",

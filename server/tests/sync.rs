@@ -101,7 +101,7 @@ async fn items_run_once_in_order_and_refusals_do_not_stop_the_batch(backend: Bac
     };
     let alice = server.user("Alice", "1234").await;
     let bob = server.user("Bob", "5678").await;
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let t = now_ms() - 3 * 3600 * 1000; // confirmed offline three hours ago
     let keys: Vec<String> = (0..4).map(|_| item_key()).collect();
     let items = vec![
@@ -153,7 +153,7 @@ async fn tampered_stale_and_oversized_syncs_are_refused(backend: Backend) {
     };
     let alice = server.user("Alice", "1234").await;
     let bob = server.user("Bob", "5678").await;
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let mut tampered = send_item(&alice, &bob, 10, &item_key(), now_ms());
     tampered.body = tampered.body.replace("\"amount\":10", "\"amount\":900");
     let stale = send_item(
@@ -203,7 +203,7 @@ async fn a_wrong_pin_on_many_items_counts_once(backend: Backend) {
     };
     let alice = ts.user("Alice", "1234").await;
     let bob = ts.user("Bob", "1234").await;
-    alice.deposit(1_000).await;
+    alice.cash_in(1_000).await;
     let now = now_ms();
     let mut items: Vec<SyncItem> = (0..10)
         .map(|_| send_item_with_pin(&alice, &bob, 10, &item_key(), now, "9999"))

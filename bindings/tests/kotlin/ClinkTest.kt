@@ -115,6 +115,12 @@ internal class Phone(val name: String, val pin: String) {
         val started = wallet.register(number)
         return wallet.verify(codeFor(started.phone), name, pin)
     }
+
+    /** Cash in at the operator's desk, then sync to see it. */
+    suspend fun fund(amount: Long) {
+        cashIn(number, amount)
+        wallet.syncNow()
+    }
 }
 
 private const val ALL_KEYS = "0123456789*#ABCD"
@@ -288,7 +294,7 @@ fun main() {
         checkThrows<PhoneException.UnknownRegion> { parsePhoneNumber("090-1111-1111", "XX") }
     }
 
-    test("wallet: register, top up, draft and queue offline, sync, approve a request; events and balances on both sides") {
+    test("wallet: register, cash in, draft and queue offline, sync, approve a request; events and balances on both sides") {
         runBlocking {
             val alice = Phone("Alice", "2468")
             val bob = Phone("Bob", "1357")
@@ -298,8 +304,8 @@ fun main() {
             checkEqual(0L, aliceAccount.balance, "opening balance")
             bob.registerAndVerify()
 
-            alice.wallet.topUp(5_000)
-            checkEqual(5_000L, alice.wallet.balance(), "Alice after the top-up")
+            alice.fund(5_000)
+            checkEqual(5_000L, alice.wallet.balance(), "Alice after the cash-in")
             check(WalletEvent.BalanceChanged(5_000) in alice.log.events) { "events: ${alice.log.events}" }
 
             // Offline: the same wallet opened against a server that is not there.

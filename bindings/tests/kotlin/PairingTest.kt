@@ -178,7 +178,7 @@ internal fun registerPairingTests() {
             val bob = registered("Bob's Bakery", "1357")
             val alice = registered("Alice")
             val carol = registered("Carol")
-            alice.wallet.topUp(2_000)
+            alice.fund(2_000)
 
             val request = bob.wallet.requestBySound(500, "bread", SOUND_RATE_HZ.toUInt(), null)
             checkEqual(AcousticProfile.NEAR_ULTRASOUND, request.profile(), "profile")
@@ -221,7 +221,7 @@ internal fun registerPairingTests() {
         runBlocking {
             val alice = registered("Alice")
             val bob = registered("Bob's Cafe", "1357")
-            alice.wallet.topUp(5_000)
+            alice.fund(5_000)
             val sound = roomSound(seed = 11, phones = 2)
             val payerFeed = Feed(accelTrace(seed = 111, knockSign = 1.0), sound[0])
             val payeeFeed = Feed(accelTrace(seed = 112, knockSign = -1.0), sound[1])

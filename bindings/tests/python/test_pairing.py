@@ -179,7 +179,7 @@ def test_a_token_played_and_heard_with_20db_noise_pays_once_and_a_replay_is_toke
         bob = await registered(tmp_path, "Bob's Bakery", "1357")
         alice = await registered(tmp_path, "Alice")
         carol = await registered(tmp_path, "Carol")
-        await alice.wallet.top_up(2_000)
+        await alice.fund(2_000)
 
         request = await bob.wallet.request_by_sound(500, "bread", SOUND_RATE_HZ, None)
         assert request.profile() == AcousticProfile.NEAR_ULTRASOUND
@@ -226,7 +226,7 @@ def test_a_bump_from_generated_sensor_data_asks_the_payer_and_pays_once(tmp_path
     async def scenario():
         alice = await registered(tmp_path, "Alice")
         bob = await registered(tmp_path, "Bob's Cafe", "1357")
-        await alice.wallet.top_up(5_000)
+        await alice.fund(5_000)
         (payer_accel, payer_audio), (payee_accel, payee_audio) = bump_scene(seed=11)
 
         payer = alice.wallet.pay_by_bump(BUMP_AUDIO_HZ)

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from cash_desk import cash_in
 
 from clink_ffi import (
     Direction,
@@ -98,8 +99,19 @@ class Phone:
         started = await self.wallet.register(self.number)
         return await self.wallet.verify(code_for(started.phone), self.name, self.pin)
 
+    async def fund(self, amount):
+        """Cash in at the operator's desk, then sync to see it."""
+        cash_in(self.number, amount)
+        await self.wallet.sync_now()
 
-def test_register_top_up_queue_offline_sync_and_approve_with_events_and_balances(tmp_path):
+
+def test_the_wallet_offers_no_way_to_credit_oneself():
+    # Money enters a balance only from another user or the operator's cash-in.
+    for name in ("top_up", "deposit", "cash_in"):
+        assert not hasattr(Wallet, name), name
+
+
+def test_register_cash_in_queue_offline_sync_and_approve_with_events_and_balances(tmp_path):
     async def scenario():
         alice = Phone(tmp_path, "Alice", "2468")
         bob = Phone(tmp_path, "Bob", "1357")
@@ -108,7 +120,7 @@ def test_register_top_up_queue_offline_sync_and_approve_with_events_and_balances
         assert (account.display_name, account.balance) == ("Alice", 0)
         await bob.register_and_verify()
 
-        await alice.wallet.top_up(5_000)
+        await alice.fund(5_000)
         assert alice.wallet.balance() == 5_000
         assert WalletEvent.BALANCE_CHANGED(balance=5_000) in alice.log.events
 

@@ -759,23 +759,6 @@ impl Wallet {
         Ok(view)
     }
 
-    /// Adds money from outside (a development server's top-up). Online only.
-    pub async fn top_up(&self, amount: i64) -> Result<TransferView, WalletError> {
-        if amount <= 0 {
-            return Err(invalid("amount", "must be positive"));
-        }
-        let client = self.registered_client()?;
-        let view = client
-            .deposit(&DepositRequest {
-                idempotency_key: self.new_idempotency_key()?,
-                amount,
-            })
-            .await?;
-        self.store().put_history(&view)?;
-        self.refresh_balance(&client).await?;
-        Ok(view)
-    }
-
     async fn refresh_balance(&self, client: &ApiClient) -> Result<(), WalletError> {
         let account = client.me().await?;
         let old = self.balance()?;

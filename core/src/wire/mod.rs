@@ -28,7 +28,6 @@ pub mod paths {
     pub const REGISTER_VERIFY: &str = "/v1/register/verify";
     pub const ME: &str = "/v1/me";
     pub const SEND: &str = "/v1/transfers/send";
-    pub const DEPOSIT: &str = "/v1/transfers/deposit";
     pub const WITHDRAW: &str = "/v1/transfers/withdraw";
     pub const HISTORY: &str = "/v1/history";
     pub const CLAIMS: &str = "/v1/claims";
@@ -37,6 +36,7 @@ pub mod paths {
     pub const OCRA_KEY: &str = "/v1/ocra-key";
     pub const CHALLENGES: &str = "/v1/challenges";
     pub const GATEWAY_CALLS: &str = "/v1/gateway/calls";
+    pub const OPERATOR_CASH_IN: &str = "/v1/operator/cash-in";
     pub const SYNC: &str = "/v1/sync";
     pub const BUMPS: &str = "/v1/bumps";
     pub const SOUND_TOKENS: &str = "/v1/sound-tokens";

@@ -113,11 +113,32 @@ pub struct ApproveClaimRequest {
     pub challenge_response: Option<String>,
 }
 
+/// `POST /v1/operator/cash-in`: the operator credits a user with money it
+/// received outside Clink (cash at a desk, a bank transfer it checked). The
+/// only way money enters a balance other than a transfer from another user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DepositRequest {
+pub struct CashInRequest {
+    /// Chosen by the operator's system once per real-world cash-in; a retry
+    /// with the same key and body gets the same answer, at any later time.
     pub idempotency_key: String,
+    /// The user's number, as typed.
+    pub phone: String,
     pub amount: Amount,
+    /// What the money is (a receipt or slip number): kept in the audit record.
+    pub reference: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CashInResponse {
+    pub transfer_id: String,
+    /// E.164.
+    pub phone: String,
+    /// The name the user registered, for the desk to check with the customer.
+    pub display_name: String,
+    pub amount: Amount,
+    pub reference: String,
+    pub created_at_ms: Millis,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

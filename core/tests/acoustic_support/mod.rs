@@ -1,5 +1,5 @@
 //! Channel simulation for the acoustic modem tests, the SNR sweep example and
-//! the bench: room impulse responses and ambient recordings from the shared
+//! the bench: room impulse responses and ambient recordings from the
 //! test data, speaker/microphone frequency response, clock drift, white noise
 //! and chunked streaming into the decoder.
 #![allow(dead_code)]
@@ -16,13 +16,17 @@ use rustfft::num_complex::Complex32;
 /// Sample rate of the recorded test data.
 pub const TESTDATA_RATE_HZ: u32 = 48_000;
 
-/// `shared/testdata/acoustic`, next to the project root. Panics with a clear
-/// message when missing: these tests must never pass by skipping.
+/// `core/tests/data/acoustic`: room impulse responses and two-phone ambient
+/// scenes kept in the repository (see its README for how they were made).
+/// Panics with a clear message when missing: these tests must never pass by
+/// skipping.
 pub fn testdata_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/acoustic");
+    // Through the workspace root: other crates (the server's crowd test)
+    // include this module too.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/acoustic");
     assert!(
-        dir.join("README.md").is_file(),
-        "acoustic test data missing: expected shared/testdata/acoustic next to the project root (looked in {})",
+        dir.join("rir").is_dir() && dir.join("ambient").is_dir(),
+        "acoustic test data missing: expected core/tests/data/acoustic (looked in {})",
         dir.display()
     );
     dir

@@ -418,13 +418,17 @@ impl Collision {
     }
 }
 
-/// `shared/testdata/acoustic`, next to the project root. Panics when missing:
-/// these tests must never pass by skipping.
+/// `core/tests/data/acoustic`: room impulse responses and two-phone ambient
+/// scenes kept in the repository (see its README for how they were made).
+/// Panics with a clear message when missing: these tests must never pass by
+/// skipping.
 pub fn testdata_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/acoustic");
+    // Through the workspace root: other crates (the server's crowd test)
+    // include this module too.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/acoustic");
     assert!(
-        dir.join("README.md").is_file(),
-        "acoustic test data missing: expected shared/testdata/acoustic next to the project root (looked in {})",
+        dir.join("rir").is_dir() && dir.join("ambient").is_dir(),
+        "acoustic test data missing: expected core/tests/data/acoustic (looked in {})",
         dir.display()
     );
     dir

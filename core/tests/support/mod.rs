@@ -9,10 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use clink_core::secrets::SecretStore;
 use clink_core::wallet::{FileSecretStore, Wallet};
+use clink_server::config::BearerToken;
 use clink_server::{CapturingOtpSender, Config, RunningServer};
 use sqlx::Row;
 
 pub const PIN: &str = "2468";
+
+/// The operator's credential on test servers: money enters a balance only
+/// through the operator's cash-in.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 pub struct TestServer {
     pub server: Option<RunningServer>,
@@ -64,6 +69,7 @@ impl TestServer {
             Config::with_database(format!("sqlite:{}", dir.path().join("clink.db").display()));
         config.listen = addr;
         config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        config.operator_token = Some(BearerToken::new(OPERATOR_TOKEN).unwrap());
         tweak(&mut config);
         let otp = Arc::new(CapturingOtpSender::default());
         let server = clink_server::start(config, otp.clone())
@@ -124,6 +130,31 @@ impl TestServer {
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// Money in for the user `e164` through the operator's cash-in.
+    pub async fn cash_in(&self, e164: &str, amount: i64) {
+        static KEYS: AtomicU64 = AtomicU64::new(0);
+        let request = clink_core::wire::CashInRequest {
+            idempotency_key: format!("cash-in-{}", KEYS.fetch_add(1, Ordering::Relaxed)),
+            phone: e164.into(),
+            amount,
+            reference: "test desk".into(),
+        };
+        let response = reqwest::Client::new()
+            .post(format!("{}{}", self.url(), clink_core::wire::paths::OPERATOR_CASH_IN))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "cash-in refused");
+    }
+
+    /// Cashes in for a wallet's user, then syncs the wallet so it sees it.
+    pub async fn fund(&self, wallet: &Wallet, e164: &str, amount: i64) {
+        self.cash_in(e164, amount).await;
+        wallet.sync_now().await.expect("sync after the cash-in");
     }
 
     pub async fn sum_of_balances(&self) -> i64 {

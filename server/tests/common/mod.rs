@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clink_core::http_client::{ApiClient, ClientError};
 use clink_core::wire::signing::DeviceKey;
 use clink_core::wire::*;
+use clink_server::config::BearerToken;
 use clink_server::{CapturingOtpSender, Config, RunningServer};
 use ring::rand::SystemRandom;
 use sqlx::{Connection, Executor};
@@ -24,6 +25,10 @@ pub struct TestServer {
     pub backend: Backend,
     _dir: tempfile::TempDir,
 }
+
+/// The operator's credential on every test server: money enters a balance
+/// only through the operator's cash-in.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 /// The PostgreSQL server tests use, e.g. `postgres://postgres@127.0.0.1:55432/postgres`.
 const POSTGRES_ENV: &str = "CLINK_TEST_POSTGRES_URL";
@@ -67,6 +72,7 @@ impl TestServer {
         let mut config = Config::with_database(url);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.pin_secret_file = Some(dir.path().join("pin-secret"));
+        config.operator_token = Some(BearerToken::new(OPERATOR_TOKEN).unwrap());
         tweak(&mut config);
         let otp = Arc::new(CapturingOtpSender::default());
         let server = clink_server::start(config, otp.clone())
@@ -188,14 +194,21 @@ impl User {
         self.client.me().await.unwrap().balance
     }
 
-    pub async fn deposit(&self, amount: i64) -> TransferView {
-        self.client
-            .deposit(&DepositRequest {
+    /// Money in for this user through the operator's cash-in.
+    pub async fn cash_in(&self, amount: i64) -> CashInResponse {
+        let response = operator_cash_in(
+            self.client.base_url(),
+            OPERATOR_TOKEN,
+            &CashInRequest {
                 idempotency_key: key(),
+                phone: self.phone.clone(),
                 amount,
-            })
-            .await
-            .unwrap()
+                reference: "test desk".into(),
+            },
+        )
+        .await;
+        assert_eq!(response.status(), 201, "cash-in refused");
+        response.json().await.unwrap()
     }
 
     pub async fn send(&self, to: &User, amount: i64) -> Result<TransferView, ClientError> {
@@ -256,4 +269,19 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// `POST /v1/operator/cash-in` with a bearer token, as the back office sends it.
+pub async fn operator_cash_in(
+    base_url: &str,
+    token: &str,
+    request: &CashInRequest,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base_url}{}", paths::OPERATOR_CASH_IN))
+        .bearer_auth(token)
+        .json(request)
+        .send()
+        .await
+        .unwrap()
 }

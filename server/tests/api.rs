@@ -577,23 +577,7 @@ async fn raw(
     path: &str,
     body: &[u8],
 ) -> (u16, serde_json::Value) {
-    let nonce = signing::new_nonce(&SystemRandom::new());
-    let mut req =
-        reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", ts.url()));
-    for (name, value) in key.sign(method, path, body, clink_server::now_ms(), &nonce) {
-        req = req.header(name, value);
-    }
-    let resp = req
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let json: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, json)
+    common::signed_raw(&ts.url(), key, method, path, body).await
 }
 
 async fn every_bad_input_is_a_clear_4xx(backend: Backend) {

@@ -5,10 +5,8 @@
 
 mod common;
 
-use clink_core::wire::signing;
 use clink_core::wire::*;
 use common::{Backend, OPERATOR_TOKEN, TestServer, User, key, operator_cash_in};
-use ring::rand::SystemRandom;
 use sqlx::Row;
 
 on_both_backends!(
@@ -21,30 +19,7 @@ on_both_backends!(
 
 /// A request signed by `user`'s device key, sent as is.
 async fn signed(user: &User, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let nonce = signing::new_nonce(&SystemRandom::new());
-    let url = format!("{}{path}", user.client.base_url());
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-    for (name, value) in user.key.sign(
-        method,
-        path,
-        body.as_bytes(),
-        clink_server::now_ms(),
-        &nonce,
-    ) {
-        req = req.header(name, value);
-    }
-    let resp = req
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
-    )
+    common::signed_raw(user.client.base_url(), &user.key, method, path, body.as_bytes()).await
 }
 
 fn cash_in_request(phone: &str, amount: i64, key: &str) -> CashInRequest {

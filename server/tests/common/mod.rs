@@ -285,3 +285,31 @@ pub async fn operator_cash_in(
         .await
         .unwrap()
 }
+
+/// Sends a request signed by `key` exactly as given (any method, path and
+/// body bytes) and returns the status and the parsed JSON body.
+pub async fn signed_raw(
+    base_url: &str,
+    key: &DeviceKey,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let nonce = clink_core::wire::signing::new_nonce(&SystemRandom::new());
+    let mut req =
+        reqwest::Client::new().request(method.parse().unwrap(), format!("{base_url}{path}"));
+    for (name, value) in key.sign(method, path, body, clink_server::now_ms(), &nonce) {
+        req = req.header(name, value);
+    }
+    let resp = req
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, json)
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -33,6 +33,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{json_body, new_transfer_id, parse_phone, respond, user_by_phone};
 use crate::error::{AppError, AppResult};
+use crate::http_errors::Path;
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
 use crate::second_factor::{self, new_challenge};
 use crate::secrets::random_hex;

@@ -5,9 +5,9 @@
 //! hyper answers a request head over them itself, with an empty body and no
 //! code. Here they are set well above `http_limits`' own, so a head that is
 //! too large gets the API's `{code, message}` answer from there instead.
-//! Only a head beyond these (over [`HYPER_MAX_HEAD_BYTES`], or with more
-//! than [`HYPER_MAX_HEADERS`] fields, which no real client sends) still gets
-//! hyper's bare 431.
+//! Only a head beyond these (over [`HYPER_MAX_HEAD_BYTES`], with more than
+//! [`HYPER_MAX_HEADERS`] fields, or a path over hyper's fixed 64 KiB, which
+//! no real client sends) still gets hyper's bare 431 (414).
 
 use std::future::Future;
 use std::pin::pin;

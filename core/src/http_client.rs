@@ -284,7 +284,8 @@ impl ApiClient {
 
     /// A fresh single-use challenge for a payment's second factor.
     pub async fn new_challenge(&self) -> Result<IssuedChallenge, ClientError> {
-        self.post(paths::CHALLENGES, &IssueChallengeRequest {}).await
+        self.post(paths::CHALLENGES, &IssueChallengeRequest {})
+            .await
     }
 
     // ------------------------------------------------------------ pairing

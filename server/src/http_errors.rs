@@ -202,7 +202,10 @@ mod tests {
                 .body("{not json"),
         )
         .await;
-        assert_eq!((status, &body["code"]), (400, &serde_json::json!("invalid_request")));
+        assert_eq!(
+            (status, &body["code"]),
+            (400, &serde_json::json!("invalid_request"))
+        );
         assert!(body["message"].as_str().unwrap().contains("JSON"), "{body}");
         let (status, body) = answer(http.get(format!("{url}/panic"))).await;
         assert_eq!(
@@ -214,6 +217,9 @@ mod tests {
         );
         // The server still answers after the panic.
         let (status, body) = answer(http.get(format!("{url}/nothing"))).await;
-        assert_eq!((status, &body["code"]), (404, &serde_json::json!("not_found")));
+        assert_eq!(
+            (status, &body["code"]),
+            (404, &serde_json::json!("not_found"))
+        );
     }
 }

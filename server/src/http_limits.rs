@@ -160,7 +160,9 @@ fn closing(error: AppError) -> Response {
 enum ReadBody {
     Whole(Bytes),
     /// Over the limit; `drained` when it was read to its end nonetheless.
-    TooLarge { drained: bool },
+    TooLarge {
+        drained: bool,
+    },
 }
 
 /// Reads the body, keeping up to `limit` bytes. Written here rather than

@@ -83,7 +83,10 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
 /// `axum::serve` does.
 async fn accept_failed(e: std::io::Error) {
     use std::io::ErrorKind::*;
-    if matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
         return;
     }
     tracing::error!(error = %e, "accepting a connection failed");

@@ -45,7 +45,9 @@ impl RawResponse {
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)));
         let (code, message) = (json["code"].as_str(), json["message"].as_str());
         assert!(message.is_some_and(|m| !m.is_empty()), "{json}");
-        let code = code.unwrap_or_else(|| panic!("no code: {json}")).to_string();
+        let code = code
+            .unwrap_or_else(|| panic!("no code: {json}"))
+            .to_string();
         let parsed: ErrorCode = serde_json::from_value(json["code"].clone()).unwrap();
         assert_eq!(parsed.http_status(), self.status, "{json}");
         code
@@ -375,17 +377,40 @@ async fn bad_json_wrong_content_types_and_bad_queries_are_4xx_json() {
 
     for (content_type, body, status, code) in [
         ("application/json", &b"{not json"[..], 400, "malformed_json"),
-        ("application/json", br#"{"payee":"090-1111-1111"}"#, 400, "malformed_json"),
+        (
+            "application/json",
+            br#"{"payee":"090-1111-1111"}"#,
+            400,
+            "malformed_json",
+        ),
         ("application/json", b"", 400, "malformed_json"),
         ("text/plain", send_body, 415, "unsupported_media_type"),
-        ("application/x-www-form-urlencoded", send_body, 415, "unsupported_media_type"),
+        (
+            "application/x-www-form-urlencoded",
+            send_body,
+            415,
+            "unsupported_media_type",
+        ),
         ("not a media type", send_body, 415, "unsupported_media_type"),
         // JSON with parameters, or a +json type, reaches the handler.
-        ("application/json; charset=utf-8", send_body, 404, "unknown_payee"),
-        ("application/vnd.clink+json", send_body, 404, "unknown_payee"),
+        (
+            "application/json; charset=utf-8",
+            send_body,
+            404,
+            "unknown_payee",
+        ),
+        (
+            "application/vnd.clink+json",
+            send_body,
+            404,
+            "unknown_payee",
+        ),
     ] {
         let headers = signed(&alice.key, "POST", paths::SEND, body);
-        let mut all = headers.iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>();
+        let mut all = headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect::<Vec<_>>();
         all.push(("content-type", content_type));
         let answer = send(&http, &ts, "POST", paths::SEND, &all, body).await;
         assert_eq!(
@@ -411,7 +436,10 @@ async fn bad_json_wrong_content_types_and_bad_queries_are_4xx_json() {
 
     let path = "/v1/history?limit=abc";
     let headers = signed(&alice.key, "GET", path, b"");
-    let all = headers.iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>();
+    let all = headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect::<Vec<_>>();
     let answer = send(&http, &ts, "GET", path, &all, b"").await;
     assert_eq!(
         (answer.status, answer.error_code().as_str()),
@@ -424,14 +452,12 @@ async fn a_challenge_request_with_a_malformed_body_is_refused() {
     let ts = server().await;
     let alice = ts.user("Alice", "1234").await;
     let http = reqwest::Client::new();
-    for body in [
-        &b"{not json"[..],
-        br#"{"amount":5}"#,
-        b"null",
-        b"",
-    ] {
+    for body in [&b"{not json"[..], br#"{"amount":5}"#, b"null", b""] {
         let headers = signed(&alice.key, "POST", paths::CHALLENGES, body);
-        let mut all = headers.iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>();
+        let mut all = headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect::<Vec<_>>();
         all.push(("content-type", "application/json"));
         let answer = send(&http, &ts, "POST", paths::CHALLENGES, &all, body).await;
         assert_eq!(

@@ -163,7 +163,11 @@ mod tests {
             (ErrorCode::MethodNotAllowed, "method_not_allowed", 405),
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
             (ErrorCode::UriTooLong, "uri_too_long", 414),
-            (ErrorCode::UnsupportedMediaType, "unsupported_media_type", 415),
+            (
+                ErrorCode::UnsupportedMediaType,
+                "unsupported_media_type",
+                415,
+            ),
             (ErrorCode::HeadersTooLarge, "headers_too_large", 431),
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), name);

@@ -56,6 +56,11 @@ pub enum ErrorCode {
     TokenUnknown,
     TokenUsed,
     TokenExpired,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UriTooLong,
+    UnsupportedMediaType,
+    HeadersTooLarge,
     Unavailable,
     Internal,
 }

@@ -280,7 +280,8 @@ impl ApiClient {
 
     /// A fresh single-use challenge for a payment's second factor.
     pub async fn new_challenge(&self) -> Result<IssuedChallenge, ClientError> {
-        self.post(paths::CHALLENGES, &serde_json::json!({})).await
+        self.post(paths::CHALLENGES, &IssueChallengeRequest {})
+            .await
     }
 
     // ------------------------------------------------------------ pairing

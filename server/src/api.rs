@@ -7,7 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -15,10 +15,10 @@ use clink_core::phone::PhoneNumber;
 use clink_core::wire::*;
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::{Caller, MAX_BODY_BYTES, Signed};
 use crate::error::{AppError, AppResult};
+use crate::http_errors::Path;
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
 use crate::second_factor::{self, Proof};
 use crate::secrets::{random_digits, random_hex};
@@ -28,7 +28,7 @@ use crate::{AppState, now_ms};
 type St = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(paths::HEALTH, get(health))
         .route(paths::TIME, get(time))
         .route(paths::REGISTER, post(register))
@@ -48,19 +48,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::operator::routes())
         .merge(crate::pairing::routes())
         .route(paths::SYNC, post(crate::sync::sync))
-        .fallback(|| async { AppError::new(ErrorCode::NotFound, "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            AppError::new(
-                ErrorCode::InvalidRequest,
-                "this endpoint does not take that HTTP method",
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            AppError::new(ErrorCode::Internal, "internal error").into_response()
-        }))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Fallbacks, limits and the one error shape for every answer.
+    crate::http_errors::finish(routes).with_state(state)
 }
 
 pub(crate) fn respond(r: StoredResponse) -> Response {
@@ -132,7 +122,14 @@ async fn time() -> Json<TimeResponse> {
 pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<T> {
-    let body = body.map_err(|e| AppError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let body = body.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        AppError::new(code, e.body_text())
+    })?;
     serde_json::from_slice(&body).map_err(|e| {
         AppError::new(
             ErrorCode::MalformedJson,

@@ -82,16 +82,13 @@ impl FromRequest<Arc<AppState>> for Signed {
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
         let key_bytes = signing::decode_public_key(&public_key).map_err(signing_error)?;
-        let limit = if req.uri().path() == clink_core::wire::paths::SYNC {
-            MAX_SYNC_BODY_BYTES
-        } else {
-            MAX_BODY_BYTES
-        };
+        // `http_limits` has read the body already; this only takes it.
+        let limit = crate::http_limits::body_limit(req.uri().path());
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
                 AppError::new(
-                    ErrorCode::InvalidRequest,
+                    ErrorCode::PayloadTooLarge,
                     format!("the body is larger than {limit} bytes"),
                 )
             })?;

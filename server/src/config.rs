@@ -89,8 +89,8 @@ pub struct Config {
     #[arg(long, env = "CLINK_OPERATOR_TOKEN", value_parser = parse_bearer_token)]
     pub operator_token: Option<BearerToken>,
 
-    /// Development only: append each registration code, as `<e164> <code>`
-    /// lines, to this file instead of writing it to the log.
+    /// Development only: also append each registration code, as `<e164>
+    /// <code>` lines, to this file (the code is logged either way).
     #[arg(long, env = "CLINK_DEV_OTP_FILE")]
     pub dev_otp_file: Option<PathBuf>,
 

@@ -3,6 +3,9 @@
 //! Requests arrive through `api` (routes and handlers), are authenticated by
 //! `auth` (device signatures and nonces), and change the database only through
 //! the `writer` (group commit), running the money rules in `ledger`.
+//! `http_serve`, `http_limits` and `http_errors` sit in front of `api`: the
+//! connection loop, the limits every request meets, and the one shape of
+//! every refusal.
 
 pub mod api;
 pub mod auth;
@@ -10,6 +13,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod http_errors;
+pub mod http_limits;
+pub mod http_serve;
 pub mod ledger;
 pub mod matching;
 pub mod operator;
@@ -128,14 +134,9 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
     pairing::bump::spawn_decider(state.clone());
     let app = api::router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stop.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let task = tokio::spawn(http_serve::serve(listener, app, async {
+        let _ = stop.await;
+    }));
     tracing::info!(%addr, backend = state.db.backend.name(), "clink-server listening");
     Ok(RunningServer {
         addr,

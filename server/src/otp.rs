@@ -1,6 +1,6 @@
 //! How one-time registration codes reach a phone. Production plugs in an SMS
-//! gateway; development logs the code (or appends it to a file); tests
-//! capture it.
+//! gateway; development logs the code (and, if asked, also appends it to a
+//! file); tests capture it.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -48,7 +48,9 @@ impl OtpSender for CapturingOtpSender {
 }
 
 /// Appends `<e164> <code>` lines to a file, for development and the
-/// bindings' tests, which read the code from there (`--dev-otp-file`).
+/// bindings' tests, which read the code from there (`--dev-otp-file`); and
+/// logs the code, as the development sender does, so a developer watching
+/// the log sees it either way.
 pub struct FileOtpSender {
     path: PathBuf,
     /// One line at a time, so lines from concurrent registrations never mix.
@@ -73,9 +75,9 @@ impl OtpSender for FileOtpSender {
             .open(&self.path)
             .and_then(|mut file| writeln!(file, "{} {code}", phone.as_e164()));
         match written {
-            Ok(()) => tracing::warn!(%phone, path = %self.path.display(),
-                "registration code written to the development OTP file (not for production)"),
-            // The trait cannot fail the registration; the log still has it.
+            Ok(()) => tracing::warn!(%phone, code, path = %self.path.display(),
+                "registration code, also written to the development OTP file (not for production)"),
+            // The trait cannot fail the registration; the log has the code.
             Err(error) => tracing::error!(%phone, code, %error, path = %self.path.display(),
                 "could not write the registration code to the development OTP file"),
         }
@@ -88,5 +90,51 @@ pub fn sender_for(config: &Config) -> Arc<dyn OtpSender> {
     match &config.dev_otp_file {
         Some(path) => Arc::new(FileOtpSender::new(path)),
         None => Arc::new(LogOtpSender),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_dev_otp_file_gets_the_code_and_the_log_has_it_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("otp.txt");
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let phone = PhoneNumber::parse("090-5555-0003", "JP".parse().unwrap()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            FileOtpSender::new(&path).send(&phone, "424242");
+        });
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "+819055550003 424242\n"
+        );
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("code") && log.contains("424242"), "{log}");
+        assert!(log.contains("+819055550003"), "{log}");
     }
 }

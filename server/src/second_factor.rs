@@ -182,6 +182,8 @@ async fn issue_challenge(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> AppResult<Response> {
+    // The body must be `{}` (see `IssueChallengeRequest`).
+    let IssueChallengeRequest {} = caller.signed.json()?;
     let digits = new_challenge(&state.rng)?;
     let id = format!("ch_{}", random_hex(&state.rng, 16));
     let ttl_ms = state.config.challenge_ttl().as_millis() as i64;

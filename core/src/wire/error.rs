@@ -57,6 +57,18 @@ pub enum ErrorCode {
     TokenUnknown,
     TokenUsed,
     TokenExpired,
+    // The HTTP request itself, refused before any handler reads it.
+    /// The endpoint exists but not with this HTTP method (405; `Allow` lists
+    /// the methods it takes).
+    MethodNotAllowed,
+    /// The body is larger than the endpoint accepts (413).
+    PayloadTooLarge,
+    /// The path and query are longer than the server reads (414).
+    UriTooLong,
+    /// The body is not JSON: its `Content-Type` names another format (415).
+    UnsupportedMediaType,
+    /// The header section is too large or has too many fields (431).
+    HeadersTooLarge,
     // The server.
     Unavailable,
     Internal,
@@ -85,6 +97,11 @@ impl ErrorCode {
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,
             TooManyRequests => 429,
+            MethodNotAllowed => 405,
+            PayloadTooLarge => 413,
+            UriTooLong => 414,
+            UnsupportedMediaType => 415,
+            HeadersTooLarge => 431,
             Unavailable => 503,
             Internal => 500,
         }
@@ -133,5 +150,29 @@ impl ApiError {
 
     pub fn status(&self) -> u16 {
         self.code.http_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_level_codes_travel_in_snake_case_with_their_own_status() {
+        for (code, name, status) in [
+            (ErrorCode::MethodNotAllowed, "method_not_allowed", 405),
+            (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
+            (ErrorCode::UriTooLong, "uri_too_long", 414),
+            (
+                ErrorCode::UnsupportedMediaType,
+                "unsupported_media_type",
+                415,
+            ),
+            (ErrorCode::HeadersTooLarge, "headers_too_large", 431),
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            assert_eq!(code.http_status(), status, "{name}");
+            assert!(!code.is_retryable(), "{name}: the same request fails again");
+        }
     }
 }

@@ -28,6 +28,13 @@ pub struct OcraKeyRegistered {
     pub registered_at_ms: Millis,
 }
 
+/// The body of `POST /v1/challenges`: an empty object, `{}`. It has no
+/// options yet; a body that is not one is refused, so a client cannot
+/// believe the server honoured a field it sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueChallengeRequest {}
+
 /// A single-use challenge for the calling install, from `POST /v1/challenges`.
 /// Answer it with `challenge_id` and `challenge_response` in the payment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

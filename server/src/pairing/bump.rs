@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use clink_core::wire::{
@@ -44,6 +44,7 @@ use super::{Method, PairedRequest};
 use crate::api::consume_nonce;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
+use crate::http_errors::Path;
 use crate::ledger::{self, outcome};
 use crate::matching::{self, MatcherConfig, Pending, SubmitError};
 use crate::secrets::random_hex;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use clink_core::wire::{
@@ -30,6 +30,7 @@ use super::{Method, PairedRequest};
 use crate::api::consume_nonce;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
+use crate::http_errors::Path;
 use crate::ledger::{self, Failure, outcome};
 use crate::secrets::ServerSecret;
 use crate::{AppState, now_ms};

@@ -512,3 +512,56 @@ async fn transfers_that_reach_no_inbox_come_in_with_the_history_in_one_sync() {
         server.balance_of(&alice_phone).await
     );
 }
+
+/// News about old transfers reaches a phone only through its inbox: here
+/// the payer declines 450 old requests, while the newest page of history
+/// (200 payments) has not changed. One sync brings every decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_decisions_on_old_requests_arrive_in_one_sync() {
+    let server = TestServer::start().await;
+    let (alice_home, bob_home) = (WalletHome::new(), WalletHome::new());
+    let (alice, alice_phone) = registered(&server, &alice_home, "Alice").await;
+    let (bob, _) = registered(&server, &bob_home, "Bob").await;
+    const ASKED: usize = 450;
+    let ids = (0..ASKED)
+        .map(|i| {
+            bob.draft_request(&alice_phone, 10, &format!("ask {i}"))
+                .unwrap()
+                .id
+        })
+        .collect();
+    bob.queue_drafts(ids, PIN).unwrap();
+    assert_eq!(bob.sync_now().await.unwrap().accepted, ASKED as u32);
+    // Then 200 payments to Bob: the newest page of his history.
+    fund(&alice, 10_000).await;
+    let bob_phone = bob.account().unwrap().unwrap().phone;
+    let ids = (0..200)
+        .map(|i| {
+            alice
+                .draft_send(&bob_phone, 1, &format!("pay {i}"))
+                .unwrap()
+                .id
+        })
+        .collect();
+    alice.queue_drafts(ids, PIN).unwrap();
+    assert_eq!(alice.sync_now().await.unwrap().accepted, 200);
+    bob.sync_now().await.unwrap();
+
+    let requests = alice.incoming_requests().unwrap();
+    assert_eq!(requests.len(), ASKED);
+    for request in &requests {
+        alice.decline_request(&request.id).await.unwrap();
+    }
+    bob.sync_now().await.unwrap();
+    let history = bob.history(10_000, None).unwrap();
+    let still_pending: Vec<_> = history
+        .iter()
+        .filter(|t| t.state == clink_core::wire::TransferState::Pending)
+        .collect();
+    assert!(
+        still_pending.is_empty(),
+        "{} of {ASKED} declines not seen",
+        still_pending.len()
+    );
+    assert_eq!(history.len(), ASKED + 200);
+}

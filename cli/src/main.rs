@@ -10,7 +10,7 @@
 mod sound;
 mod sound_pay;
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,99 @@ use clink_core::wallet::{
 };
 use clink_core::wire::{Direction, TransferView};
 
+/// Writes a line to standard output. When the reader has gone away
+/// (`clink outbox | head`), the program ends quietly with status 0, as it
+/// has nothing left to say; `println!` would panic. Restoring SIGPIPE's
+/// default action would also end it quietly, but would let a write to a
+/// server connection that closed under a sync kill the process halfway.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_line(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
+/// A line on standard error (notes, progress, errors) for people: if it
+/// cannot be written the command goes on as it would have.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+fn write_line(stream: &mut impl Write, line: std::fmt::Arguments<'_>) {
+    let written = stream
+        .write_fmt(line)
+        .and_then(|()| stream.write_all(b"\n"))
+        .and_then(|()| stream.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            // A full disk behind `>`, say: the results are incomplete.
+            note!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A question on standard error, without a newline.
+fn prompt(question: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(question.as_bytes())
+        .and_then(|()| stderr.flush());
+}
+
+/// An error as `clink` reports it: `error: <message>` on standard error, or
+/// with `--json` this object (one line) on standard error. Either way the
+/// exit status is non-zero, and standard output carries only results.
+#[derive(Debug, serde::Serialize)]
+struct CliError {
+    /// `offline`, `invalid_input`, `not_registered`, ..., or the server's
+    /// own code (`wrong_pin`, `insufficient_funds`, ...) when it refused.
+    code: String,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until_ms: Option<i64>,
+}
+
+impl CliError {
+    fn new(code: &str, message: impl Into<String>) -> CliError {
+        CliError {
+            code: code.to_string(),
+            message: message.into(),
+            attempts_remaining: None,
+            locked_until_ms: None,
+        }
+    }
+}
+
+/// Errors the CLI finds itself (bad arguments, files, sound devices).
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError::new("failed", message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> CliError {
+        CliError::new("failed", message)
+    }
+}
+
+fn report(error: &CliError, json: bool) {
+    if json {
+        note!(
+            "{}",
+            serde_json::to_string(error).expect("an error serialises")
+        );
+    } else {
+        note!("error: {}", error.message);
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "clink", version, about = "A Clink wallet on the command line")]
 struct Cli {
@@ -33,7 +126,9 @@ struct Cli {
     /// The server; remembered by `clink init`.
     #[arg(long, env = "CLINK_SERVER", global = true)]
     server: Option<String>,
-    /// Print results as JSON, for scripts.
+    /// Print results as JSON, for scripts. Errors then are one JSON object
+    /// {"code": ..., "message": ...} on standard error (standard output
+    /// carries only results), with a non-zero exit status.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -217,7 +312,7 @@ impl PinArg {
         if let Some(pin) = &self.pin {
             return Ok(pin.clone());
         }
-        eprint!("PIN: ");
+        prompt("PIN: ");
         let mut line = String::new();
         std::io::stdin()
             .lock()
@@ -231,15 +326,44 @@ const SERVER_FILE: &str = "server-url";
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 fn main() {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to standard output as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            if json_asked() {
+                let message = e.to_string();
+                let message = message.trim().trim_start_matches("error: ");
+                report(&CliError::new("usage", message), true);
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime");
-    if let Err(message) = runtime.block_on(run(cli)) {
-        eprintln!("error: {message}");
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            report(
+                &CliError::new("failed", format!("cannot start: {e}")),
+                cli.json,
+            );
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(run(cli.json, &cli)) {
+        report(&error, cli.json);
         std::process::exit(1);
     }
+}
+
+/// Whether `--json` is on a command line clap could not parse.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 fn home_dir(cli: &Cli) -> Result<PathBuf, String> {
@@ -251,7 +375,7 @@ fn home_dir(cli: &Cli) -> Result<PathBuf, String> {
         .ok_or_else(|| "no --home given and $HOME is not set".to_string())
 }
 
-fn open(cli: &Cli, home: &std::path::Path) -> Result<Wallet, String> {
+fn open(cli: &Cli, home: &std::path::Path) -> Result<Wallet, CliError> {
     let server = match &cli.server {
         Some(s) => s.clone(),
         None => std::fs::read_to_string(home.join(SERVER_FILE))
@@ -264,24 +388,56 @@ fn open(cli: &Cli, home: &std::path::Path) -> Result<Wallet, String> {
     Wallet::open(&home.join("data").to_string_lossy(), &server, secrets).map_err(explain)
 }
 
-fn explain(e: WalletError) -> String {
-    match &e {
+/// A wallet error as the CLI reports it, with a code scripts can act on.
+fn explain(e: WalletError) -> CliError {
+    let message = match &e {
         WalletError::Refused {
             attempts_remaining: Some(n),
             ..
         } => format!("{e} ({n} attempt(s) left)"),
         _ => e.to_string(),
+    };
+    let code = match &e {
+        // The server's own code: `wrong_pin`, `insufficient_funds`, ...
+        WalletError::Refused { code, .. } => serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "refused".into()),
+        WalletError::Storage { .. } => "storage".into(),
+        WalletError::Secrets { .. } => "secrets".into(),
+        WalletError::NotRegistered => "not_registered".into(),
+        WalletError::NoPendingRegistration => "no_pending_registration".into(),
+        WalletError::DraftNotFound { .. } => "draft_not_found".into(),
+        WalletError::OutboxItemNotFound { .. } => "outbox_item_not_found".into(),
+        WalletError::InvalidInput { .. } => "invalid_input".into(),
+        WalletError::WrongItemState { .. } => "wrong_item_state".into(),
+        WalletError::Offline { .. } => "offline".into(),
+        WalletError::Protocol { .. } => "protocol".into(),
+    };
+    let (attempts_remaining, locked_until_ms) = match e {
+        WalletError::Refused {
+            attempts_remaining,
+            locked_until_ms,
+            ..
+        } => (attempts_remaining, locked_until_ms),
+        _ => (None, None),
+    };
+    CliError {
+        code,
+        message,
+        attempts_remaining,
+        locked_until_ms,
     }
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).expect("serialisable")
     );
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Listen {
             seconds,
@@ -296,7 +452,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 duration: listen_duration(*seconds)?,
                 first: *first,
             };
-            return listen(&options, input.as_deref(), cli.json);
+            return Ok(listen(&options, input.as_deref(), json)?);
         }
         Command::PlayToken {
             token,
@@ -318,10 +474,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ),
             }
             .map_err(|e| e.to_string())?;
-            if cli.json {
+            if json {
                 print_json(&played);
             } else {
-                println!(
+                out!(
                     "played {} to {} ({} Hz, {:.3} s)",
                     hex::encode(played.token),
                     played.to,
@@ -333,7 +489,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         _ => {}
     }
-    let home = home_dir(&cli)?;
+    let home = home_dir(cli)?;
     if let Command::Init = cli.command {
         std::fs::create_dir_all(&home)
             .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
@@ -342,16 +498,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             .clone()
             .unwrap_or_else(|| DEFAULT_SERVER.to_string());
         std::fs::write(home.join(SERVER_FILE), &server).map_err(|e| e.to_string())?;
-        open(&cli, &home)?;
-        if cli.json {
+        open(cli, &home)?;
+        if json {
             print_json(&serde_json::json!({"home": home, "server": server}));
         } else {
-            println!("wallet ready in {} (server {server})", home.display());
+            out!("wallet ready in {} (server {server})", home.display());
         }
         return Ok(());
     }
-    let wallet = open(&cli, &home)?;
-    let json = cli.json;
+    let wallet = open(cli, &home)?;
     match &cli.command {
         Command::Init | Command::Listen { .. } | Command::PlayToken { .. } => {
             unreachable!("handled above")
@@ -373,7 +528,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 wait: listen_duration(*wait)?,
             };
             let state =
-                sound_pay::ask_by_sound(&wallet, &options, |event| eprintln!("{event}")).await?;
+                sound_pay::ask_by_sound(&wallet, &options, |event| note!("{event}")).await?;
             let (outcome, text) = match state {
                 SoundRequestState::Paid => ("paid", format!("paid: {amount} received")),
                 SoundRequestState::Declined => ("declined", "the payer declined".into()),
@@ -386,10 +541,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&serde_json::json!({"outcome": outcome, "amount": amount}));
             } else {
-                println!("{text}");
+                out!("{text}");
             }
             if outcome != "paid" {
-                return Err(text);
+                return Err(CliError::new(outcome, text));
             }
         }
         Command::PayBySound {
@@ -413,17 +568,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                     ..
                 } => (payee_display_name, amount, memo),
                 SoundPaymentState::Expired => {
-                    return Err("the token has expired; ask the payee for a new one".into());
+                    return Err(CliError::new(
+                        "expired",
+                        "the token has expired; ask the payee for a new one",
+                    ));
                 }
                 SoundPaymentState::Failed { error } => return Err(explain(error)),
-                other => return Err(format!("the payment stopped in state {other:?}")),
+                other => {
+                    return Err(format!("the payment stopped in state {other:?}").into());
+                }
             };
             let memo_part = if memo.is_empty() {
                 String::new()
             } else {
                 format!(" for \"{memo}\"")
             };
-            eprintln!("{name} asks you for {amount}{memo_part}.");
+            note!("{name} asks you for {amount}{memo_part}.");
             let approved = *yes || confirm("Pay? [y/N] ")?;
             let state = if approved {
                 flow.approve(&pin.get()?).await.map_err(explain)?
@@ -441,10 +601,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "outcome": outcome, "payee_display_name": name, "amount": amount, "memo": memo
                 }));
             } else {
-                println!("{outcome}: {amount} to {name}");
+                out!("{outcome}: {amount} to {name}");
             }
             if outcome == "expired" {
-                return Err("the request expired before it was approved".into());
+                return Err(CliError::new(
+                    "expired",
+                    "the request expired before it was approved",
+                ));
             }
         }
         Command::Register { phone } => {
@@ -452,7 +615,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&started);
             } else {
-                println!(
+                out!(
                     "a code was sent to {}; run `clink verify <code> --name <name>`",
                     started.phone
                 );
@@ -466,7 +629,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&account);
             } else {
-                println!("registered {} as {}", account.phone, account.display_name);
+                out!("registered {} as {}", account.phone, account.display_name);
             }
         }
         Command::Draft(d) => {
@@ -492,7 +655,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     if json {
                         print_json(&serde_json::json!({"deleted": id}));
                     } else {
-                        println!("draft {id} deleted");
+                        out!("draft {id} deleted");
                     }
                     return Ok(());
                 }
@@ -501,7 +664,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&draft);
             } else {
-                println!("draft {}", describe_draft(&draft));
+                out!("draft {}", describe_draft(&draft));
             }
         }
         Command::Drafts => {
@@ -509,10 +672,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&drafts);
             } else if drafts.is_empty() {
-                println!("no drafts");
+                out!("no drafts");
             } else {
                 for d in &drafts {
-                    println!("{}", describe_draft(d));
+                    out!("{}", describe_draft(d));
                 }
             }
         }
@@ -534,7 +697,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&items);
             } else {
-                println!(
+                out!(
                     "{} item(s) queued; run `clink sync` when online",
                     items.len()
                 );
@@ -545,10 +708,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&items);
             } else if items.is_empty() {
-                println!("the outbox is empty");
+                out!("the outbox is empty");
             } else {
                 for i in &items {
-                    println!("{}", describe_item(i));
+                    out!("{}", describe_item(i));
                 }
             }
         }
@@ -558,12 +721,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&requests);
             } else if requests.is_empty() {
-                println!("no requests waiting");
+                out!("no requests waiting");
             } else {
                 for r in &requests {
-                    println!(
+                    out!(
                         "{}  {} asks {}  {}",
-                        r.id, r.counterpart.display_name, r.amount, r.memo
+                        r.id,
+                        r.counterpart.display_name,
+                        r.amount,
+                        r.memo
                     );
                 }
             }
@@ -576,7 +742,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&t);
             } else {
-                println!(
+                out!(
                     "paid {} to {}; balance {}",
                     t.amount,
                     t.counterpart.display_name,
@@ -589,7 +755,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&t);
             } else {
-                println!("declined {} from {}", t.amount, t.counterpart.display_name);
+                out!("declined {} from {}", t.amount, t.counterpart.display_name);
             }
         }
         Command::Balance => {
@@ -600,9 +766,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&account);
             } else {
-                println!(
+                out!(
                     "{} {} (as of the last sync)",
-                    account.balance, account.currency_code
+                    account.balance,
+                    account.currency_code
                 );
             }
         }
@@ -611,10 +778,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             if json {
                 print_json(&items);
             } else if items.is_empty() {
-                println!("no history yet");
+                out!("no history yet");
             } else {
                 for t in &items {
-                    println!("{}", describe_transfer(t));
+                    out!("{}", describe_transfer(t));
                 }
             }
         }
@@ -624,7 +791,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 /// Asks a yes/no question on the terminal; anything but "y" or "yes" is no.
 fn confirm(question: &str) -> Result<bool, String> {
-    eprint!("{question}");
+    prompt(question);
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -654,9 +821,9 @@ fn listen(
 ) -> Result<(), String> {
     let print = move |heard: &sound::Heard| {
         if json {
-            println!("{}", serde_json::to_string(heard).expect("serialisable"));
+            out!("{}", serde_json::to_string(heard).expect("serialisable"));
         } else {
-            println!("{}", hex::encode(heard.token));
+            out!("{}", hex::encode(heard.token));
         }
     };
     let (heard_any, seconds) = match input {
@@ -680,7 +847,7 @@ fn listen(
                             opened.requested_rate_hz
                         )
                     };
-                    eprintln!(
+                    note!(
                         "listening on {} at {} Hz{asked} for {} s",
                         opened.device,
                         opened.sample_rate_hz,
@@ -691,7 +858,7 @@ fn listen(
             )
             .map_err(|e| e.to_string())?;
             if listened.dropped_frames > 0 {
-                eprintln!(
+                note!(
                     "warning: {} frames were lost because clink fell behind the microphone",
                     listened.dropped_frames
                 );
@@ -707,7 +874,7 @@ fn listen(
         if options.first {
             return Err(what);
         }
-        eprintln!("{what}");
+        note!("{what}");
     }
     Ok(())
 }
@@ -729,7 +896,7 @@ impl WalletListener for Progress {
     }
 }
 
-async fn sync(wallet: &Wallet, json: bool) -> Result<(), String> {
+async fn sync(wallet: &Wallet, json: bool) -> Result<(), CliError> {
     let pending = wallet
         .outbox()
         .map_err(explain)?
@@ -757,7 +924,7 @@ async fn sync(wallet: &Wallet, json: bool) -> Result<(), String> {
     if json {
         print_json(&report);
     } else {
-        println!(
+        out!(
             "synced: {} accepted, {} rejected, {} need action, {} still sending; {} new request(s); balance {}",
             report.accepted,
             report.rejected,
@@ -768,7 +935,7 @@ async fn sync(wallet: &Wallet, json: bool) -> Result<(), String> {
         );
         for item in wallet.outbox().map_err(explain)? {
             if matches!(item.state, OutboxState::Rejected | OutboxState::NeedsAction) {
-                println!("  {}", describe_item(&item));
+                out!("  {}", describe_item(&item));
             }
         }
     }

@@ -17,8 +17,12 @@ pub enum ClientError {
     /// The server answered with an error.
     #[error("server refused: {0}")]
     Api(ApiError),
-    /// The server could not be reached or the connection broke; the request
-    /// may or may not have been processed.
+    /// No connection could be made (refused, no route, name not found): the
+    /// request never left, so the server cannot have processed it.
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+    /// The connection broke or timed out after the request may have left;
+    /// it may or may not have been processed.
     #[error("network: {0}")]
     Transport(String),
     /// The server's answer was not what this client understands.
@@ -119,10 +123,13 @@ impl ApiClient {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Unreachable(e.to_string())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()

@@ -1196,11 +1196,14 @@ pub(crate) async fn read_inbox(state: &AppState, me: i64, after: i64) -> AppResu
     )
     .bind(me)
     .bind(after)
-    .bind(INBOX_PAGE)
+    .bind(INBOX_PAGE + 1)
     .fetch_all(pool)
     .await?;
+    // One row past the page tells whether more are waiting.
+    let has_more = rows.len() as i64 > INBOX_PAGE;
+    let rows = &rows[..rows.len().min(INBOX_PAGE as usize)];
     let mut notifications = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         notifications.push(Notification {
             id: row.try_get(0)?,
             kind: ledger::parse_notification(&row.try_get::<String, _>(1)?)?,
@@ -1213,5 +1216,6 @@ pub(crate) async fn read_inbox(state: &AppState, me: i64, after: i64) -> AppResu
         pending_claims,
         notifications,
         cursor,
+        has_more,
     })
 }

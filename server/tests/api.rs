@@ -25,6 +25,7 @@ on_both_backends!(
     second_factor_policy_refuses_what_it_cannot_check,
     withdrawal_needs_funds_and_pin,
     history_pages_newest_first,
+    the_inbox_pages_its_notifications_and_says_when_more_wait,
 );
 
 async fn registration_opens_an_empty_account_and_refuses_bad_codes(backend: Backend) {
@@ -953,6 +954,34 @@ async fn history_pages_newest_first(backend: Backend) {
     assert_eq!(seen[6].kind, TransferKind::Deposit);
     let e = code_of(alice.client.history(None, 0).await);
     assert_eq!(e.code, ErrorCode::InvalidRequest);
+}
+
+/// Notifications come 200 a page; `has_more` says another page waits, and
+/// following the cursor reaches every one of them exactly once.
+async fn the_inbox_pages_its_notifications_and_says_when_more_wait(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let (alice, bob) = (ts.user("Alice", "1234").await, ts.user("Bob", "5678").await);
+    const CLAIMS: usize = 201;
+    for i in 0..CLAIMS {
+        bob.claim(&alice, 1 + i as i64, "page").await;
+    }
+    let first = alice.client.inbox(0).await.unwrap();
+    assert_eq!(first.notifications.len(), 200);
+    assert!(first.has_more);
+    assert_eq!(first.pending_claims.len(), CLAIMS, "claims are not paged");
+    let second = alice.client.inbox(first.cursor).await.unwrap();
+    assert_eq!(second.notifications.len(), 1);
+    assert!(!second.has_more);
+    assert_eq!(second.notifications[0].transfer.amount, CLAIMS as i64);
+    let caught_up = alice.client.inbox(second.cursor).await.unwrap();
+    assert!(caught_up.notifications.is_empty() && !caught_up.has_more);
+    assert_eq!(caught_up.cursor, second.cursor);
+    // An answer without the field (a server that predates it) reads as no more.
+    let old: Inbox =
+        serde_json::from_str(r#"{"pending_claims":[],"notifications":[],"cursor":3}"#).unwrap();
+    assert!(!old.has_more);
 }
 
 /// Codes cost a text message each and give a fresh set of guesses, so one

@@ -161,6 +161,16 @@ pub struct Recorded {
     pub balance_changed: Option<i64>,
 }
 
+/// Items taken for one sync request, marked `sending`.
+#[derive(Debug)]
+pub struct Dispatched {
+    /// Each item with its sealed, signed form.
+    pub items: Vec<(OutboxItem, Vec<u8>)>,
+    /// The items this dispatch took from `queued`: no request has carried
+    /// them yet, so they may go back with [`Store::not_sent`].
+    pub fresh: Vec<i64>,
+}
+
 const OUTBOX_COLUMNS: &str = "id, kind, counterparty, amount, memo, idempotency_key, state, reason_code, reason_message, transfer_id, queued_at, updated_at";
 
 pub struct Store {
@@ -374,17 +384,13 @@ impl Store {
     /// The next items to send (queued, or sending from an interrupted sync),
     /// after `after_id`, at most `limit`; marks them `sending` before
     /// returning, so the mark is on disk before anything leaves the phone.
-    pub fn dispatch(
-        &mut self,
-        after_id: i64,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<(OutboxItem, Vec<u8>)>> {
+    pub fn dispatch(&mut self, after_id: i64, limit: usize, now_ms: i64) -> Result<Dispatched> {
         let tx = self
             .conn
             .transaction()
             .map_err(sql("dispatching the outbox"))?;
         let mut picked = Vec::new();
+        let mut fresh = Vec::new();
         {
             let mut stmt = tx
                 .prepare(&format!(
@@ -407,13 +413,51 @@ impl Store {
                 if next != item.state {
                     mark.execute(params![item.id, next.as_str(), now_ms])
                         .map_err(sql("dispatching the outbox"))?;
+                    fresh.push(item.id);
                     item.state = next;
                     item.updated_at_ms = now_ms;
                 }
             }
         }
         tx.commit().map_err(sql("dispatching the outbox"))?;
-        Ok(picked)
+        Ok(Dispatched {
+            items: picked,
+            fresh,
+        })
+    }
+
+    /// Puts items back in the queue when the request that was to carry them
+    /// could not connect: nothing left the phone. `ids` must be the
+    /// [`Dispatched::fresh`] items of that request, never items an earlier
+    /// sync sent. Returns the items it moved.
+    pub fn not_sent(&mut self, ids: &[i64], now_ms: i64) -> Result<Vec<i64>> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("requeueing unsent items"))?;
+        let mut moved = Vec::with_capacity(ids.len());
+        for id in ids {
+            let state: Option<String> = tx
+                .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(sql("requeueing unsent items"))?;
+            let from = state
+                .as_deref()
+                .map(|s| {
+                    OutboxState::parse(s).ok_or(StoreError::Corrupt {
+                        what: "outbox state",
+                    })
+                })
+                .transpose()?
+                .ok_or(StoreError::OutboxItemNotFound { id: *id })?;
+            let to = transition(*id, from, OutboxEvent::NotSent)?;
+            tx.prepare_cached("UPDATE outbox SET state = ?2, updated_at = ?3 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![id, to.as_str(), now_ms]))
+                .map_err(sql("requeueing unsent items"))?;
+            moved.push(*id);
+        }
+        tx.commit().map_err(sql("requeueing unsent items"))?;
+        Ok(moved)
     }
 
     /// Replaces an item's sealed form and puts it back in the queue (after
@@ -431,13 +475,13 @@ impl Store {
     }
 
     /// Records one sync answer in one transaction: each item's new state, new
-    /// history and known payees, the inbox and its cursor, the balance.
+    /// history and known payees, and, when `account` is given, the inbox
+    /// page, its cursor (which only moves forward) and the balance.
     /// `after_each` runs after each item is written (inside the transaction).
     pub fn record_sync(
         &mut self,
         answers: &[(i64, ItemAnswer)],
-        inbox: &Inbox,
-        balance: i64,
+        account: Option<(&Inbox, i64)>,
         now_ms: i64,
         after_each: &dyn Fn(usize),
     ) -> Result<Recorded> {
@@ -489,45 +533,35 @@ impl Store {
             recorded.changed.push((*id, to));
             after_each(i);
         }
-        for n in &inbox.notifications {
-            put_history(&tx, &n.transfer)?;
-        }
-        let known: std::collections::HashSet<String> = {
-            let mut stmt = tx
-                .prepare("SELECT transfer_id FROM incoming_requests")
-                .map_err(sql("recording a sync"))?;
-            stmt.query_map([], |r| r.get(0))
-                .map_err(sql("recording a sync"))?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(sql("recording a sync"))?
-        };
-        tx.execute("DELETE FROM incoming_requests", [])
-            .map_err(sql("recording a sync"))?;
-        for claim in &inbox.pending_claims {
-            tx.execute(
-                "INSERT INTO incoming_requests (transfer_id, created_at, view) VALUES (?1, ?2, ?3)",
-                params![claim.id, claim.created_at_ms, to_json(claim)],
-            )
-            .map_err(sql("recording a sync"))?;
-            if !known.contains(&claim.id) {
-                recorded.new_requests.push(claim.clone());
-            }
-        }
-        set_meta(&tx, META_INBOX_CURSOR, &inbox.cursor.to_string())?;
-        let old_balance: Option<String> = tx
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [META_BALANCE],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("recording a sync"))?;
-        if old_balance.as_deref() != Some(balance.to_string().as_str()) {
-            set_meta(&tx, META_BALANCE, &balance.to_string())?;
-            recorded.balance_changed = Some(balance);
+        if let Some((inbox, balance)) = account {
+            record_account(&tx, inbox, balance, &mut recorded)?;
         }
         tx.commit().map_err(sql("recording a sync"))?;
         Ok(recorded)
+    }
+
+    /// Stores a page of the server's history (newest first) in one
+    /// transaction. Returns whether every transfer on it was already stored
+    /// exactly so: then older pages hold nothing new either.
+    pub fn merge_history(&mut self, page: &[TransferView]) -> Result<bool> {
+        let tx = self.conn.transaction().map_err(sql("writing history"))?;
+        let mut all_known = true;
+        for view in page {
+            let stored: Option<String> = tx
+                .prepare_cached("SELECT view FROM history WHERE transfer_id = ?1")
+                .and_then(|mut st| st.query_row([&view.id], |r| r.get(0)).optional())
+                .map_err(sql("writing history"))?;
+            let same = match stored {
+                Some(json) => from_json(&json, "history entry").ok().as_ref() == Some(view),
+                None => false,
+            };
+            if !same {
+                all_known = false;
+                put_history(&tx, view)?;
+            }
+        }
+        tx.commit().map_err(sql("writing history"))?;
+        Ok(all_known)
     }
 
     // ------------------------------------------- history, requests, payees
@@ -606,6 +640,59 @@ impl Store {
         }
         tx.commit().map_err(sql("writing history"))
     }
+}
+
+/// Records the inbox page and the balance one server answer saw.
+fn record_account(
+    tx: &Connection,
+    inbox: &Inbox,
+    balance: i64,
+    recorded: &mut Recorded,
+) -> Result<()> {
+    for n in &inbox.notifications {
+        put_history(tx, &n.transfer)?;
+    }
+    let known: std::collections::HashSet<String> = {
+        let mut stmt = tx
+            .prepare("SELECT transfer_id FROM incoming_requests")
+            .map_err(sql("recording a sync"))?;
+        stmt.query_map([], |r| r.get(0))
+            .map_err(sql("recording a sync"))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(sql("recording a sync"))?
+    };
+    tx.execute("DELETE FROM incoming_requests", [])
+        .map_err(sql("recording a sync"))?;
+    for claim in &inbox.pending_claims {
+        tx.execute(
+            "INSERT INTO incoming_requests (transfer_id, created_at, view) VALUES (?1, ?2, ?3)",
+            params![claim.id, claim.created_at_ms, to_json(claim)],
+        )
+        .map_err(sql("recording a sync"))?;
+        if !known.contains(&claim.id) {
+            recorded.new_requests.push(claim.clone());
+        }
+    }
+    let old_cursor = meta_in(tx, META_INBOX_CURSOR)?
+        .and_then(|c| c.parse::<i64>().ok())
+        .unwrap_or(0);
+    set_meta(
+        tx,
+        META_INBOX_CURSOR,
+        &old_cursor.max(inbox.cursor).to_string(),
+    )?;
+    let old_balance = meta_in(tx, META_BALANCE)?;
+    if old_balance.as_deref() != Some(balance.to_string().as_str()) {
+        set_meta(tx, META_BALANCE, &balance.to_string())?;
+        recorded.balance_changed = Some(balance);
+    }
+    Ok(())
+}
+
+fn meta_in(conn: &Connection, key: &str) -> Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(sql("reading wallet settings"))
 }
 
 fn transition(id: i64, from: OutboxState, event: OutboxEvent) -> Result<OutboxState> {
@@ -744,6 +831,7 @@ mod tests {
             pending_claims: vec![],
             notifications: vec![],
             cursor,
+            has_more: false,
         }
     }
 
@@ -762,9 +850,11 @@ mod tests {
         assert!(store.drafts().unwrap().is_empty());
         let sent = store.dispatch(0, 100, 3).unwrap();
         assert!(
-            sent.iter()
+            sent.items
+                .iter()
                 .all(|(i, sealed)| i.state == OutboxState::Sending && sealed == &vec![1, 2, 3])
         );
+        assert_eq!(sent.fresh.len(), n);
         (store, items.iter().map(|i| i.id).collect())
     }
 
@@ -775,8 +865,7 @@ mod tests {
         let ok = store
             .record_sync(
                 &[(ids[0], ItemAnswer::Accepted(view("t_a")))],
-                &empty_inbox(7),
-                100,
+                Some((&empty_inbox(7), 100)),
                 4,
                 &|_| {},
             )
@@ -795,8 +884,7 @@ mod tests {
                     (ids[1], ItemAnswer::Accepted(view("t_b"))),
                     (ids[0], ItemAnswer::Rejected(reason)),
                 ],
-                &empty_inbox(9),
-                50,
+                Some((&empty_inbox(9), 50)),
                 5,
                 &|_| {},
             )
@@ -826,8 +914,7 @@ mod tests {
                     (ids[0], ItemAnswer::from_error(locked)),
                     (ids[1], ItemAnswer::from_error(passing)),
                 ],
-                &empty_inbox(0),
-                0,
+                Some((&empty_inbox(0), 0)),
                 4,
                 &|_| {},
             )
@@ -848,6 +935,82 @@ mod tests {
         assert_eq!(store.sealed_item(ids[0]).unwrap(), b"new");
         // Both go in the next dispatch; the sending one again, under its key.
         let next = store.dispatch(0, 10, 6).unwrap();
-        assert_eq!(next.iter().map(|(i, _)| i.id).collect::<Vec<_>>(), ids);
+        assert_eq!(
+            next.items.iter().map(|(i, _)| i.id).collect::<Vec<_>>(),
+            ids
+        );
+        // Only the requeued one was taken from the queue.
+        assert_eq!(next.fresh, vec![ids[0]]);
+    }
+
+    #[test]
+    fn items_whose_request_never_left_go_back_to_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, ids) = store_with_sent_items(&dir, 3);
+        assert_eq!(store.not_sent(&ids[..2], 7).unwrap(), ids[..2].to_vec());
+        let states: Vec<OutboxState> = store.outbox(&[]).unwrap().iter().map(|i| i.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                OutboxState::Queued,
+                OutboxState::Queued,
+                OutboxState::Sending
+            ]
+        );
+        // A queued item was not sent by anyone: nothing to take back, and
+        // nothing is changed by the refused call.
+        assert!(matches!(
+            store.not_sent(&[ids[2], ids[0]], 8),
+            Err(StoreError::IllegalTransition { id, .. }) if id == ids[0]
+        ));
+        assert_eq!(
+            store.outbox_item(ids[2]).unwrap().state,
+            OutboxState::Sending
+        );
+        // The next dispatch takes them again, with their keys.
+        let again = store.dispatch(0, 10, 9).unwrap();
+        assert_eq!(again.fresh, ids[..2].to_vec());
+        assert_eq!(again.items[0].0.idempotency_key, "key-0");
+    }
+
+    #[test]
+    fn the_inbox_cursor_never_moves_back_and_an_answer_without_account_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, ids) = store_with_sent_items(&dir, 2);
+        store
+            .record_sync(&[], Some((&empty_inbox(40), 10)), 4, &|_| {})
+            .unwrap();
+        // An older answer (an earlier cursor) does not take the cursor back.
+        store
+            .record_sync(&[], Some((&empty_inbox(30), 10)), 5, &|_| {})
+            .unwrap();
+        assert_eq!(store.meta_i64(META_INBOX_CURSOR).unwrap(), Some(40));
+        // Items alone: the balance and the cursor stay.
+        let recorded = store
+            .record_sync(
+                &[(ids[0], ItemAnswer::Accepted(view("t_a")))],
+                None,
+                6,
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(recorded.balance_changed, None);
+        assert_eq!(store.meta_i64(META_BALANCE).unwrap(), Some(10));
+        assert_eq!(store.meta_i64(META_INBOX_CURSOR).unwrap(), Some(40));
+    }
+
+    #[test]
+    fn a_history_page_says_whether_it_held_anything_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("w.sqlite3")).unwrap();
+        let (a, b) = (view("t_a"), view("t_b"));
+        assert!(!store.merge_history(&[a.clone(), b.clone()]).unwrap());
+        assert!(store.merge_history(&[a.clone(), b.clone()]).unwrap());
+        // A transfer that changed since it was stored counts as new.
+        let mut changed = b.clone();
+        changed.state = TransferState::Voided;
+        assert!(!store.merge_history(&[a, changed.clone()]).unwrap());
+        assert_eq!(store.history(None, 10).unwrap().len(), 2);
+        assert!(store.history(None, 10).unwrap().contains(&changed));
     }
 }

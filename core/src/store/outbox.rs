@@ -3,15 +3,16 @@
 //!
 //! ```text
 //! queued ──dispatch──▶ sending ──accept──▶ accepted
-//!                       │  ▲  ──reject──▶ rejected(reason)
-//!                       │  └ dispatch (resent after an interrupted sync)
+//!   ▲                   │  ▲  ──reject──▶ rejected(reason)
+//!   └────not_sent───────┤  └ dispatch (resent after an interrupted sync)
 //!                       └──need_action──▶ needs_action ──requeue──▶ queued
 //! ```
 //!
-//! `accepted` and `rejected` are final. An item is never taken out of
-//! `sending` except by the server's answer: after a crash or a lost answer it
-//! is sent again under the same idempotency key, which the server answers
-//! with the first result.
+//! `accepted` and `rejected` are final. An item leaves `sending` by the
+//! server's answer, or by `not_sent` when no connection to the server could
+//! be made for the request that marked it (so nothing left the phone). After
+//! a crash or a lost answer it stays `sending` and is sent again under the
+//! same idempotency key, which the server answers with the first result.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,11 @@ pub enum OutboxEvent {
     NeedAction,
     /// The user confirmed again.
     Requeue,
+    /// The sync that marked the item could not connect to the server: its
+    /// request never left. Only for items that sync took from `queued`; an
+    /// item sent by an earlier sync may have reached the server and stays
+    /// `sending`.
+    NotSent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +66,7 @@ impl OutboxState {
             (S::Sending, E::Reject) => Ok(S::Rejected),
             (S::Sending, E::NeedAction) => Ok(S::NeedsAction),
             (S::NeedsAction, E::Requeue) => Ok(S::Queued),
+            (S::Sending, E::NotSent) => Ok(S::Queued),
             (from, event) => Err(IllegalTransition { from, event }),
         }
     }
@@ -97,8 +104,14 @@ mod tests {
     use OutboxEvent as E;
     use OutboxState as S;
 
-    const ALL_EVENTS: [OutboxEvent; 5] =
-        [E::Dispatch, E::Accept, E::Reject, E::NeedAction, E::Requeue];
+    const ALL_EVENTS: [OutboxEvent; 6] = [
+        E::Dispatch,
+        E::Accept,
+        E::Reject,
+        E::NeedAction,
+        E::Requeue,
+        E::NotSent,
+    ];
 
     #[test]
     fn the_happy_path_and_the_fix_path_are_legal() {
@@ -109,6 +122,19 @@ mod tests {
         assert_eq!(sent.apply(E::Reject), Ok(S::Rejected));
         let stuck = sent.apply(E::NeedAction).unwrap();
         assert_eq!(stuck.apply(E::Requeue), Ok(S::Queued));
+        assert_eq!(sent.apply(E::NotSent), Ok(S::Queued));
+    }
+
+    #[test]
+    fn only_a_sending_item_can_turn_out_not_sent() {
+        for from in ALL_STATES {
+            let back = from.apply(E::NotSent);
+            if from == S::Sending {
+                assert_eq!(back, Ok(S::Queued));
+            } else {
+                assert!(back.is_err(), "{from:?} + not_sent");
+            }
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! recorded in one transaction, so a call that is cancelled, or a process
 //! that is killed, loses nothing; the next sync sends the unanswered items
 //! again under their idempotency keys and the server answers with the first
-//! result. Each remittance therefore posts exactly once.
+//! result. Each remittance therefore posts exactly once. When the request
+//! could not even connect, its items go back to `queued`: `sending` means
+//! the server may have seen the item.
 //!
 //! The device key lives in the `SecretStore`; queued items, which carry the
 //! PIN, are sealed with a second key from that store (see `seal`).
@@ -35,7 +37,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::http_client::{ApiClient, ClientError};
 use crate::secrets::{self, SecretError, SecretStore};
-use crate::store::{self, ItemAnswer, Store, StoreError};
+use crate::store::{self, Dispatched, ItemAnswer, Store, StoreError};
 pub use crate::store::{Draft, DraftKind, KnownPayee, OutboxItem, OutboxState, Reason};
 use crate::wire::signing::{self, DeviceKey};
 use crate::wire::*;
@@ -132,7 +134,9 @@ impl From<ClientError> for WalletError {
                 attempts_remaining: e.attempts_remaining,
                 locked_until_ms: e.locked_until_ms,
             },
-            ClientError::Transport(detail) => WalletError::Offline { detail },
+            ClientError::Transport(detail) | ClientError::Unreachable(detail) => {
+                WalletError::Offline { detail }
+            }
             ClientError::Decode { status, detail } if status >= 500 => WalletError::Offline {
                 detail: format!("HTTP {status}: {detail}"),
             },
@@ -552,68 +556,108 @@ impl Wallet {
     // -------------------------------------------------------------- sync
 
     /// Sends the outbox in batches, records every answer, and brings in the
-    /// inbox and the balance. Safe to call again at any time: items without
-    /// a recorded answer are sent again under their idempotency keys.
+    /// whole inbox, the balance and any history the phone has not seen.
+    /// Safe to call again at any time: items without a recorded answer are
+    /// sent again under their idempotency keys.
     ///
     /// Up to two batches are in flight: while one batch's answers are
-    /// recorded, the server already works on the next.
+    /// recorded, the server already works on the next. The server runs two
+    /// requests in flight side by side, so an answer to a later batch may
+    /// have read the balance before an earlier batch committed. Hence the
+    /// balance and the inbox are taken only from answers whose request left
+    /// after every earlier answer had arrived: the first, and, when batches
+    /// overlapped, one last request with no items at the end; more inbox
+    /// pages follow while the server says more are waiting.
     pub async fn sync_now(&self) -> Result<SyncReport, WalletError> {
         let _one_at_a_time = self.inner.sync_running.lock().await;
         let client = self.registered_client()?;
-        let mut report = SyncReport::default();
-        let mut current = self.send_batch(&client, 0)?;
+        let mut report = SyncReport {
+            balance: self.balance()?,
+            ..SyncReport::default()
+        };
+        // The first request goes even with nothing queued: it brings the inbox.
+        let (dispatched, cursor) = self.dispatch_batch(0)?;
+        let mut current = self.send_batch(&client, dispatched, cursor)?;
+        let mut first = true;
+        let mut inbox_has_more = false;
         loop {
             let next = match current.batch.last() {
                 Some((last, _)) if current.batch.len() == MAX_SYNC_ITEMS => {
-                    match self.send_batch(&client, last.id) {
-                        Ok(next) => Some(next),
+                    match self.send_next_batch(&client, last.id) {
+                        Ok(next) => next,
                         Err(e) => {
-                            current.response.abort();
+                            self.settle(current, &mut report).await;
                             return Err(e);
                         }
                     }
                 }
                 _ => None,
             };
-            let response = match current.response.await {
-                Ok(result) => result,
-                // The task panicked or was cancelled; its items stay `sending`.
-                Err(e) => Err(WalletError::Offline {
-                    detail: format!("the sync was interrupted: {e}"),
-                }),
-            };
-            let response = match response {
+            let (answer, may_have_arrived) = current.finish().await;
+            let response = match answer {
                 Ok(response) => response,
                 Err(e) => {
+                    let undone = if may_have_arrived {
+                        Ok(())
+                    } else {
+                        self.not_sent(&current.fresh)
+                    };
                     if let Some(next) = next {
-                        next.response.abort();
+                        self.settle(next, &mut report).await;
                     }
+                    undone?;
                     return Err(e);
                 }
             };
             crash::point(crash::AFTER_RESPONSE);
-            self.record_batch(&current.batch, response, &mut report)?;
+            let has_more = self.record_batch(&current.batch, response, first, &mut report)?;
+            if first {
+                inbox_has_more = has_more;
+            }
             match next {
-                None => return Ok(report),
+                None => break,
                 Some(next) => {
                     crash::point(crash::BETWEEN_BATCHES);
                     current = next;
+                    first = false;
                 }
             }
         }
+        // Batches overlapped (`!first`), or the inbox has more pages: ask
+        // again with no items, now that every answer is in.
+        let mut ask_again = !first || inbox_has_more;
+        while ask_again {
+            let request = SyncRequest {
+                inbox_after: self
+                    .store()
+                    .meta_i64(store::META_INBOX_CURSOR)?
+                    .unwrap_or(0),
+                items: Vec::new(),
+            };
+            let (answer, _) = self.post_sync(&client, &request).await;
+            ask_again = self.record_batch(&[], answer?, true, &mut report)?;
+        }
+        self.catch_up_history(&client).await?;
+        Ok(report)
     }
 
-    /// Takes the next batch after `after_id`, marks it `sending` on disk, and
-    /// sends it in the background.
-    fn send_batch(&self, client: &ApiClient, after_id: i64) -> Result<InFlight, WalletError> {
-        let (batch, cursor) = {
-            let mut store = self.store();
-            let batch = store.dispatch(after_id, MAX_SYNC_ITEMS, now_ms())?;
-            (
-                batch,
-                store.meta_i64(store::META_INBOX_CURSOR)?.unwrap_or(0),
-            )
-        };
+    /// Takes the next batch (after `after_id`) and marks it `sending` on
+    /// disk; with the inbox cursor to send along.
+    fn dispatch_batch(&self, after_id: i64) -> Result<(Dispatched, i64), WalletError> {
+        let mut store = self.store();
+        let dispatched = store.dispatch(after_id, MAX_SYNC_ITEMS, now_ms())?;
+        let cursor = store.meta_i64(store::META_INBOX_CURSOR)?.unwrap_or(0);
+        Ok((dispatched, cursor))
+    }
+
+    /// Sends a dispatched batch in the background.
+    fn send_batch(
+        &self,
+        client: &ApiClient,
+        dispatched: Dispatched,
+        inbox_after: i64,
+    ) -> Result<InFlight, WalletError> {
+        let batch = dispatched.items;
         for (item, _) in &batch {
             self.emit(WalletEvent::OutboxItemChanged {
                 item_id: item.id,
@@ -623,31 +667,87 @@ impl Wallet {
         if !batch.is_empty() {
             crash::point(crash::BEFORE_REQUEST);
         }
-        let request = SyncRequest {
-            inbox_after: cursor,
-            items: batch
-                .iter()
-                .map(|(item, sealed)| self.open_item(item, sealed))
-                .collect::<Result<Vec<_>, _>>()?,
+        let items = batch
+            .iter()
+            .map(|(item, sealed)| self.open_item(item, sealed))
+            .collect::<Result<Vec<_>, _>>();
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                // Nothing was sent: the marks are undone.
+                self.not_sent(&dispatched.fresh)?;
+                return Err(e);
+            }
         };
+        let request = SyncRequest { inbox_after, items };
         let (wallet, client) = (self.clone(), client.clone());
         let response = tokio::spawn(async move { wallet.post_sync(&client, &request).await });
-        Ok(InFlight { batch, response })
+        Ok(InFlight {
+            batch,
+            fresh: dispatched.fresh,
+            response,
+        })
     }
 
-    /// Records one batch's answers and tells the listener.
+    /// The batch after `after_id`, sent, if any items are left: an empty
+    /// request here would race the batch still in flight.
+    fn send_next_batch(
+        &self,
+        client: &ApiClient,
+        after_id: i64,
+    ) -> Result<Option<InFlight>, WalletError> {
+        let (dispatched, cursor) = self.dispatch_batch(after_id)?;
+        if dispatched.items.is_empty() {
+            return Ok(None);
+        }
+        self.send_batch(client, dispatched, cursor).map(Some)
+    }
+
+    /// Puts items whose request never left back in the queue, and says so.
+    fn not_sent(&self, fresh: &[i64]) -> Result<(), WalletError> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let moved = self.store().not_sent(fresh, now_ms())?;
+        for item_id in moved {
+            self.emit(WalletEvent::OutboxItemChanged {
+                item_id,
+                state: OutboxState::Queued,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for a request this sync gives up on, so that its items end
+    /// where they belong: answered, or back in the queue if it never left.
+    /// Its own errors are not reported; the caller already has one.
+    async fn settle(&self, mut flight: InFlight, report: &mut SyncReport) {
+        let (answer, may_have_arrived) = flight.finish().await;
+        let _ = match answer {
+            Ok(response) => self
+                .record_batch(&flight.batch, response, false, report)
+                .map(|_| ()),
+            Err(_) if !may_have_arrived => self.not_sent(&flight.fresh),
+            Err(_) => Ok(()),
+        };
+    }
+
+    /// Records one answer: its items' results and, with `account` (the
+    /// request left after every earlier answer of this sync had arrived),
+    /// its inbox page and balance; tells the listener. Returns whether the
+    /// server has more inbox pages waiting.
     fn record_batch(
         &self,
         batch: &[(OutboxItem, Vec<u8>)],
         response: SyncResponse,
+        account: bool,
         report: &mut SyncReport,
-    ) -> Result<(), WalletError> {
+    ) -> Result<bool, WalletError> {
         let answers = match_answers(batch, response.results)?;
         let halfway = answers.len() / 2;
         let recorded = self.store().record_sync(
             &answers,
-            &response.inbox,
-            response.balance,
+            account.then_some((&response.inbox, response.balance)),
             now_ms(),
             &|i| {
                 if i + 1 == halfway {
@@ -663,8 +763,10 @@ impl Wallet {
                 ItemAnswer::Retry => report.still_sending += 1,
             }
         }
-        report.new_requests += recorded.new_requests.len() as u32;
-        report.balance = response.balance;
+        if account {
+            report.new_requests += recorded.new_requests.len() as u32;
+            report.balance = response.balance;
+        }
         for (item_id, state) in recorded.changed {
             self.emit(WalletEvent::OutboxItemChanged { item_id, state });
         }
@@ -674,43 +776,67 @@ impl Wallet {
         if let Some(balance) = recorded.balance_changed {
             self.emit(WalletEvent::BalanceChanged { balance });
         }
-        Ok(())
+        // A page that brought nothing cannot be followed by more: stop
+        // rather than ask forever.
+        Ok(account && response.inbox.has_more && !response.inbox.notifications.is_empty())
+    }
+
+    /// Pages the server's history, newest first, until a page holds nothing
+    /// the phone has not stored: transfers that reach no inbox (a send made
+    /// by telephone, one made before this install) come in too.
+    async fn catch_up_history(&self, client: &ApiClient) -> Result<(), WalletError> {
+        let mut before = None;
+        loop {
+            let page = client.history(before, HISTORY_PAGE).await?;
+            let nothing_new = self.store().merge_history(&page.items)?;
+            match page.next_before {
+                Some(next) if !nothing_new => before = Some(next),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// One sync request, retried with exponential backoff and jitter while
     /// the failure is passing (network, 5xx). Each try is signed afresh. A
     /// request refused for its timestamp means the phone's clock moved since
     /// the last estimate (or there was none): the wallet measures the offset
-    /// again and tries once more.
+    /// again and tries once more. Also says whether any try may have reached
+    /// the server: only a try that could not connect surely did not.
     async fn post_sync(
         &self,
         client: &ApiClient,
         request: &SyncRequest,
-    ) -> Result<SyncResponse, WalletError> {
+    ) -> (Result<SyncResponse, WalletError>, bool) {
         let mut attempt = 0;
         let mut clock_checked = false;
+        let mut may_have_arrived = false;
         loop {
             let result = client
                 .call::<SyncResponse>(reqwest::Method::POST, paths::SYNC, Some(request), true)
                 .await;
+            if !matches!(result, Err(ClientError::Unreachable(_))) {
+                may_have_arrived = true;
+            }
             if let Err(ClientError::Api(e)) = &result
                 && e.code == ErrorCode::StaleTimestamp
                 && !clock_checked
             {
                 clock_checked = true;
-                self.estimate_clock_offset().await?;
+                if let Err(e) = self.estimate_clock_offset().await {
+                    return (Err(e), may_have_arrived);
+                }
                 continue;
             }
             let passing = match &result {
                 Ok(_) => false,
-                Err(ClientError::Transport(_)) => true,
+                Err(ClientError::Unreachable(_) | ClientError::Transport(_)) => true,
                 Err(ClientError::Api(e)) => e.code.is_retryable(),
                 Err(ClientError::Decode { status, .. }) => *status >= 500,
                 Err(ClientError::NoKey) => false,
             };
             attempt += 1;
             if !passing || attempt >= network::MAX_SYNC_ATTEMPTS {
-                return result.map_err(WalletError::from);
+                return (result.map_err(WalletError::from), may_have_arrived);
             }
             tokio::time::sleep(network::backoff_delay(attempt, self.jitter())).await;
         }
@@ -867,10 +993,33 @@ impl Wallet {
     }
 }
 
+/// Most transfers one history request asks for (the server's limit).
+const HISTORY_PAGE: u32 = 200;
+
 /// A batch marked `sending`, and its request running in the background.
 struct InFlight {
     batch: Vec<(OutboxItem, Vec<u8>)>,
-    response: tokio::task::JoinHandle<Result<SyncResponse, WalletError>>,
+    /// Items no earlier request carried: back to `queued` if this one never
+    /// left.
+    fresh: Vec<i64>,
+    /// The answer, and whether the request may have reached the server.
+    response: tokio::task::JoinHandle<(Result<SyncResponse, WalletError>, bool)>,
+}
+
+impl InFlight {
+    /// Waits for the answer (the request is never cancelled halfway by us).
+    async fn finish(&mut self) -> (Result<SyncResponse, WalletError>, bool) {
+        match (&mut self.response).await {
+            Ok(done) => done,
+            // The task panicked or was cancelled: it may have been sent.
+            Err(e) => (
+                Err(WalletError::Offline {
+                    detail: format!("the sync was interrupted: {e}"),
+                }),
+                true,
+            ),
+        }
+    }
 }
 
 /// Pairs each sent item with its result; the server answers in order.

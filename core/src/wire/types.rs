@@ -247,12 +247,17 @@ pub struct Notification {
 }
 
 /// Claims waiting for the viewer's decision, and notifications after the
-/// cursor the phone sent. Send `cursor` back as `after` next time.
+/// cursor the phone sent (one page of them). Send `cursor` back as `after`
+/// next time; `has_more` says more notifications are waiting after it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inbox {
     pub pending_claims: Vec<TransferView>,
     pub notifications: Vec<Notification>,
     pub cursor: i64,
+    /// Added after the first release: servers that predate it never send it
+    /// (read as `false`), and clients that predate it ignore it.
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// Changes the security policy; needs the PIN.

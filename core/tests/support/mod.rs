@@ -155,6 +155,32 @@ impl TestServer {
     pub async fn fund(&self, wallet: &Wallet, e164: &str, amount: i64) {
         self.cash_in(e164, amount).await;
         wallet.sync_now().await.expect("sync after the cash-in");
+    /// Ids of every transfer `e164` is a party to, on the server's ledger.
+    pub async fn transfer_ids_of(&self, e164: &str) -> std::collections::BTreeSet<String> {
+        sqlx::query(
+            "SELECT t.id FROM transfers t JOIN users u ON u.account_id IN (t.debit_account, t.credit_account) WHERE u.phone = $1",
+        )
+        .bind(e164)
+        .fetch_all(self.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    }
+
+    /// Ids of the claims waiting for `e164` to pay them.
+    pub async fn pending_claims_of(&self, e164: &str) -> std::collections::BTreeSet<String> {
+        sqlx::query(
+            "SELECT t.id FROM transfers t JOIN users u ON u.account_id = t.debit_account WHERE u.phone = $1 AND t.kind = 'claim' AND t.state = 'pending'",
+        )
+        .bind(e164)
+        .fetch_all(self.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
     }
 
     pub async fn sum_of_balances(&self) -> i64 {
@@ -205,4 +231,42 @@ pub async fn registered(server: &TestServer, home: &WalletHome, name: &str) -> (
     let account = wallet.verify(&code, name, PIN).await.expect("verify");
     assert_eq!(account.phone, started.phone);
     (wallet, started.phone)
+}
+
+/// A TCP proxy on a loopback port in front of `upstream`, whose uploads
+/// (phone to server) go at `bytes_per_sec`, as on a slow mobile uplink;
+/// answers come back at full speed. A big batch then takes longer to
+/// arrive than a small request sent after it. Runs until the runtime stops.
+pub async fn slow_uplink(upstream: SocketAddr, bytes_per_sec: usize) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        let secs = n as f64 / bytes_per_sec as f64;
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown().await;
+                };
+                let down = async {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    addr
 }

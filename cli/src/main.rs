@@ -420,12 +420,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 SoundPaymentState::Failed { error } => return Err(explain(error)),
                 other => return Err(format!("the payment stopped in state {other:?}")),
             };
-            let memo_part = if memo.is_empty() {
-                String::new()
-            } else {
-                format!(" for \"{memo}\"")
-            };
-            eprintln!("{name} asks you for {amount}{memo_part}.");
+            eprintln!("{}", describe_ask(&name, amount, &memo));
             let approved = *yes || confirm("Pay? [y/N] ")?;
             let state = if approved {
                 flow.approve(&pin.get()?).await.map_err(explain)?
@@ -583,6 +578,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Approve { id, pin } => {
+            // The PIN confirms a payment: say to whom and how much first.
+            let requests = wallet.incoming_requests().map_err(explain)?;
+            if let Some(r) = requests.iter().find(|r| r.id == *id) {
+                eprintln!(
+                    "{}",
+                    describe_ask(&r.counterpart.display_name, r.amount, &r.memo)
+                );
+            }
             let t = wallet
                 .approve_request(id, &pin.get()?)
                 .await
@@ -787,6 +790,16 @@ async fn sync(wallet: &Wallet, json: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a payer confirms: who asks, for how much, for what.
+fn describe_ask(name: &str, amount: i64, memo: &str) -> String {
+    let memo_part = if memo.is_empty() {
+        String::new()
+    } else {
+        format!(" for \"{memo}\"")
+    };
+    format!("{name} asks you for {amount}{memo_part}.")
 }
 
 fn describe_draft(d: &Draft) -> String {

@@ -519,7 +519,7 @@ impl MoneyRequest {
     ) -> AppResult<Self> {
         ledger::check_idempotency_key(key)?;
         ledger::check_amount(amount, state.config.max_amount)?;
-        ledger::check_memo(memo)?;
+        let memo = ledger::check_memo(memo)?;
         if let Some(pin) = pin {
             ledger::check_pin_format(pin)?;
         }
@@ -527,7 +527,7 @@ impl MoneyRequest {
             key: key.to_string(),
             fingerprint: ledger::fingerprint(path, body),
             amount,
-            memo: memo.to_string(),
+            memo,
             pin: pin.map(str::to_string),
             seen_before: false,
         })

@@ -298,7 +298,7 @@ async fn misleading_memos_are_refused_in_send_and_claim(backend: Backend) {
     };
     for (memo, names) in [
         ("tick\u{2066}ets", "U+2066 LEFT-TO-RIGHT ISOLATE at character 5"),
-        ("\u{FEFF}tickets", "U+FEFF ZERO WIDTH NO-BREAK SPACE at character 1"),
+        ("\u{FEFF}tickets", "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1"),
         ("tickets\u{FFFE}", "U+FFFE at character 8"),
     ] {
         let answer = raw(&ts, &bob.key, paths::CLAIMS, &claim(memo)).await;
@@ -386,7 +386,7 @@ async fn misleading_memos_are_refused_item_by_item_in_sync(backend: Backend) {
         }
         other => panic!("expected invalid_memo, got {other:?}"),
     };
-    refused(outcomes[0], "U+FEFF ZERO WIDTH NO-BREAK SPACE at character 1");
+    refused(outcomes[0], "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1");
     refused(outcomes[1], "U+202E RIGHT-TO-LEFT OVERRIDE at character 8");
     refused(outcomes[2], "U+200C ZERO WIDTH NON-JOINER at character 5");
     match outcomes[3] {

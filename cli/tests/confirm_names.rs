@@ -70,12 +70,15 @@ async fn approving_a_request_shows_who_asks_before_the_pin() {
             );
             assert!(!verified);
             assert!(
-                stderr.contains(
-                    "invalid display name: U+202E RIGHT-TO-LEFT OVERRIDE at character 1"
-                ),
+                stderr
+                    .contains("invalid display name: U+202E RIGHT-TO-LEFT OVERRIDE at character 1"),
                 "{stderr}"
             );
-            ok(home, &url, &["verify", &code, "--name", name, "--pin", "1234"]);
+            ok(
+                home,
+                &url,
+                &["verify", &code, "--name", name, "--pin", "1234"],
+            );
         }
         ok(
             &alice,

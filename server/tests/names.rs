@@ -58,9 +58,16 @@ async fn raw(
 /// Asserts a 400 with `code` whose message contains `names`.
 #[track_caller]
 fn assert_refused((status, body): &(u16, serde_json::Value), code: &str, names: &str) {
-    assert_eq!((*status, body["code"].as_str()), (400, Some(code)), "{body}");
+    assert_eq!(
+        (*status, body["code"].as_str()),
+        (400, Some(code)),
+        "{body}"
+    );
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains(names), "{message:?} does not name {names:?}");
+    assert!(
+        message.contains(names),
+        "{message:?} does not name {names:?}"
+    );
 }
 
 /// Someone with a registration code, not yet verified.
@@ -114,7 +121,10 @@ async fn names_are_refused(backend: Backend, cases: &[(&str, &str)]) {
     }
     assert_eq!(users(&ts).await, 0);
     let (status, account) = someone.verify(&ts, "Shoce").await;
-    assert_eq!((status, account["display_name"].as_str()), (201, Some("Shoce")));
+    assert_eq!(
+        (status, account["display_name"].as_str()),
+        (201, Some("Shoce"))
+    );
 }
 
 async fn a_right_to_left_override_cannot_register(backend: Backend) {
@@ -126,7 +136,10 @@ async fn a_right_to_left_override_cannot_register(backend: Backend) {
                 "\u{202E}ecohS",
                 "U+202E RIGHT-TO-LEFT OVERRIDE at character 1 is not allowed in a display name",
             ),
-            ("Sho\u{202D}ce", "U+202D LEFT-TO-RIGHT OVERRIDE at character 4"),
+            (
+                "Sho\u{202D}ce",
+                "U+202D LEFT-TO-RIGHT OVERRIDE at character 4",
+            ),
             ("Shoce\u{200F}", "U+200F RIGHT-TO-LEFT MARK at character 6"),
         ],
     )
@@ -137,8 +150,14 @@ async fn a_name_with_a_bidi_isolate_cannot_register(backend: Backend) {
     names_are_refused(
         backend,
         &[
-            ("\u{2067}Shoce", "U+2067 RIGHT-TO-LEFT ISOLATE at character 1"),
-            ("Sho\u{2068}ce\u{2069}", "U+2068 FIRST STRONG ISOLATE at character 4"),
+            (
+                "\u{2067}Shoce",
+                "U+2067 RIGHT-TO-LEFT ISOLATE at character 1",
+            ),
+            (
+                "Sho\u{2068}ce\u{2069}",
+                "U+2068 FIRST STRONG ISOLATE at character 4",
+            ),
         ],
     )
     .await;
@@ -172,7 +191,10 @@ async fn a_name_with_a_noncharacter_cannot_register(backend: Backend) {
     names_are_refused(
         backend,
         &[
-            ("Shoce\u{FDD0}", "U+FDD0 at character 6 is not allowed in a display name"),
+            (
+                "Shoce\u{FDD0}",
+                "U+FDD0 at character 6 is not allowed in a display name",
+            ),
             ("\u{FFFF}Shoce", "U+FFFF at character 1"),
             ("Sho\u{10FFFE}ce", "U+10FFFE at character 4"),
         ],
@@ -184,7 +206,10 @@ async fn a_name_with_a_control_character_cannot_register(backend: Backend) {
     names_are_refused(
         backend,
         &[
-            ("Sho\u{7}ce", "U+0007 at character 4 is not allowed in a display name"),
+            (
+                "Sho\u{7}ce",
+                "U+0007 at character 4 is not allowed in a display name",
+            ),
             ("Shoce\nBob", "U+000A at character 6"),
             ("Sho\u{1B}[2Jce", "U+001B at character 4"),
             ("Shoce\u{2028}Bob", "U+2028 LINE SEPARATOR at character 6"),
@@ -224,16 +249,24 @@ async fn a_name_with_stray_spaces_cannot_register(backend: Backend) {
     .await;
 }
 
-async fn names_in_many_scripts_register_and_a_decomposed_one_is_stored_composed(
-    backend: Backend,
-) {
+async fn names_in_many_scripts_register_and_a_decomposed_one_is_stored_composed(backend: Backend) {
     let Some(ts) = TestServer::start(backend, |_| {}).await else {
         return;
     };
-    for name in ["山田 はなこ", "山田　花子", "Müller", "Ζωή", "김민준", "Bread & Co"] {
+    for name in [
+        "山田 はなこ",
+        "山田　花子",
+        "Müller",
+        "Ζωή",
+        "김민준",
+        "Bread & Co",
+    ] {
         let someone = newcomer(&ts).await;
         let (status, account) = someone.verify(&ts, name).await;
-        assert_eq!((status, account["display_name"].as_str()), (201, Some(name)));
+        assert_eq!(
+            (status, account["display_name"].as_str()),
+            (201, Some(name))
+        );
     }
     // "José" typed as "Jose" + U+0301 COMBINING ACUTE ACCENT.
     let jose = ts.user("Jose\u{301}", "1234").await;
@@ -284,7 +317,10 @@ async fn misleading_memos_are_refused_in_send_and_claim(backend: Backend) {
         })
     };
     for (memo, names) in [
-        ("\u{202E}hcnul", "U+202E RIGHT-TO-LEFT OVERRIDE at character 1 is not allowed in a memo"),
+        (
+            "\u{202E}hcnul",
+            "U+202E RIGHT-TO-LEFT OVERRIDE at character 1 is not allowed in a memo",
+        ),
         ("lunch\u{200B}", "U+200B ZERO WIDTH SPACE at character 6"),
         ("a\u{7}", "U+0007 at character 2"),
     ] {
@@ -297,15 +333,29 @@ async fn misleading_memos_are_refused_in_send_and_claim(backend: Backend) {
         })
     };
     for (memo, names) in [
-        ("tick\u{2066}ets", "U+2066 LEFT-TO-RIGHT ISOLATE at character 5"),
-        ("\u{FEFF}tickets", "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1"),
+        (
+            "tick\u{2066}ets",
+            "U+2066 LEFT-TO-RIGHT ISOLATE at character 5",
+        ),
+        (
+            "\u{FEFF}tickets",
+            "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1",
+        ),
         ("tickets\u{FFFE}", "U+FFFE at character 8"),
     ] {
         let answer = raw(&ts, &bob.key, paths::CLAIMS, &claim(memo)).await;
         assert_refused(&answer, "invalid_memo", names);
     }
     assert_eq!(transfers(&ts).await, 0);
-    assert!(alice.client.inbox(0).await.unwrap().pending_claims.is_empty());
+    assert!(
+        alice
+            .client
+            .inbox(0)
+            .await
+            .unwrap()
+            .pending_claims
+            .is_empty()
+    );
 
     // A memo may mix scripts; a decomposed one is stored composed.
     let (status, made) = raw(&ts, &bob.key, paths::CLAIMS, &claim("Pаypal ラーメン")).await;
@@ -322,7 +372,13 @@ fn item(user: &User, kind: SyncItemKind, body: serde_json::Value) -> SyncItem {
     let signed_at_ms = clink_server::now_ms();
     let signature = user
         .key
-        .sign("POST", kind.path(), body.as_bytes(), signed_at_ms, &idempotency_key)
+        .sign(
+            "POST",
+            kind.path(),
+            body.as_bytes(),
+            signed_at_ms,
+            &idempotency_key,
+        )
         .into_iter()
         .find(|(n, _)| *n == signing::HEADER_SIGNATURE)
         .unwrap()
@@ -386,7 +442,10 @@ async fn misleading_memos_are_refused_item_by_item_in_sync(backend: Backend) {
         }
         other => panic!("expected invalid_memo, got {other:?}"),
     };
-    refused(outcomes[0], "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1");
+    refused(
+        outcomes[0],
+        "U+FEFF ZERO WIDTH NO-BREAK SPACE (byte order mark) at character 1",
+    );
     refused(outcomes[1], "U+202E RIGHT-TO-LEFT OVERRIDE at character 8");
     refused(outcomes[2], "U+200C ZERO WIDTH NON-JOINER at character 5");
     match outcomes[3] {
@@ -434,7 +493,11 @@ async fn misleading_memos_are_refused_in_bump_and_sound_requests(backend: Backen
     };
     let bump = serde_json::json!({"report": report, "memo": "cof\u{202E}fee"});
     let answer = raw(&ts, &bob.key, paths::BUMPS, &bump).await;
-    assert_refused(&answer, "invalid_memo", "U+202E RIGHT-TO-LEFT OVERRIDE at character 4");
+    assert_refused(
+        &answer,
+        "invalid_memo",
+        "U+202E RIGHT-TO-LEFT OVERRIDE at character 4",
+    );
     let reports: i64 = sqlx::query("SELECT COUNT(*) FROM bump_reports")
         .fetch_one(ts.pool())
         .await
@@ -444,10 +507,18 @@ async fn misleading_memos_are_refused_in_bump_and_sound_requests(backend: Backen
 
     let sound = |memo: &str| serde_json::json!({"amount": 500, "memo": memo});
     let answer = raw(&ts, &bob.key, paths::SOUND_TOKENS, &sound("bread\u{2069}")).await;
-    assert_refused(&answer, "invalid_memo", "U+2069 POP DIRECTIONAL ISOLATE at character 6");
+    assert_refused(
+        &answer,
+        "invalid_memo",
+        "U+2069 POP DIRECTIONAL ISOLATE at character 6",
+    );
     // The memo the payer confirms is the composed one.
     let (status, issued) = raw(&ts, &bob.key, paths::SOUND_TOKENS, &sound("cafe\u{301}")).await;
-    assert_eq!((status, issued["memo"].as_str()), (201, Some("café")), "{issued}");
+    assert_eq!(
+        (status, issued["memo"].as_str()),
+        (201, Some("café")),
+        "{issued}"
+    );
     let token = decode_token(issued["token"].as_str().unwrap()).unwrap();
     let request = alice.client.redeem_sound_token(&token).await.unwrap();
     assert_eq!(

@@ -24,7 +24,7 @@
 //!   without the font's support the parts show side by side, nothing
 //!   hidden), and an ideographic variation selector (U+E0100–E01EF) right
 //!   after a Han character, which picks the registered glyph of a family
-//!   name (葛󠄀);
+//!   name (葛 + U+E0100);
 //! - noncharacters (U+FDD0–FDEF and every U+xxFFFE/U+xxFFFF), control
 //!   characters (Cc), the line and paragraph separators;
 //! - private-use and unassigned code points: every phone would draw them
@@ -131,7 +131,9 @@ impl CharClass {
             CharClass::Noncharacter => "it is a noncharacter, never meant for text",
             CharClass::Control => "it is a control character",
             CharClass::LineBreak => "it breaks the line",
-            CharClass::PrivateUse => "it is a private-use character that every phone draws differently",
+            CharClass::PrivateUse => {
+                "it is a private-use character that every phone draws differently"
+            }
             CharClass::Unassigned => "it is not an assigned Unicode character",
             CharClass::UnusualSpace => {
                 "words in a display name are separated by the ordinary space (U+0020) or the ideographic space (U+3000)"
@@ -184,7 +186,10 @@ impl fmt::Display for TextError {
         match self {
             TextError::Blank { field } => write!(f, "a {field} cannot be blank"),
             TextError::TooLong { field, length, max } => {
-                write!(f, "a {field} has at most {max} characters; this one has {length}")
+                write!(
+                    f,
+                    "a {field} has at most {max} characters; this one has {length}"
+                )
             }
             TextError::Forbidden {
                 field,
@@ -283,7 +288,12 @@ fn check(field: TextField, input: &str) -> Result<String, TextError> {
 }
 
 /// Why `c` (between `before` and `after`) may not appear, if it may not.
-fn forbidden(field: TextField, c: char, before: Option<char>, after: Option<char>) -> Option<CharClass> {
+fn forbidden(
+    field: TextField,
+    c: char,
+    before: Option<char>,
+    after: Option<char>,
+) -> Option<CharClass> {
     let code = u32::from(c);
     if (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE {
         return Some(CharClass::Noncharacter);
@@ -489,7 +499,10 @@ fn name(c: char) -> Option<String> {
             return Some(format!("VARIATION SELECTOR-{}", u32::from(c) - 0xFE00 + 1));
         }
         '\u{E0100}'..='\u{E01EF}' => {
-            return Some(format!("VARIATION SELECTOR-{}", u32::from(c) - 0xE0100 + 17));
+            return Some(format!(
+                "VARIATION SELECTOR-{}",
+                u32::from(c) - 0xE0100 + 17
+            ));
         }
         '\u{E0001}' => "LANGUAGE TAG",
         '\u{E0020}'..='\u{E007F}' => "TAG CHARACTER",
@@ -609,9 +622,24 @@ mod tests {
     #[test]
     fn zero_width_and_other_invisible_characters_are_refused() {
         for c in [
-            '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{2062}', '\u{2064}', '\u{180E}',
-            '\u{034F}', '\u{00AD}', '\u{3164}', '\u{115F}', '\u{FFA0}', '\u{FFF9}', '\u{E0001}',
-            '\u{E0041}', '\u{E007F}', '\u{FE00}', '\u{180B}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{2062}',
+            '\u{2064}',
+            '\u{180E}',
+            '\u{034F}',
+            '\u{00AD}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{FFF9}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+            '\u{FE00}',
+            '\u{180B}',
         ] {
             let e = refused_name(&format!("Al{c}ice"));
             assert_eq!(class_of(&e), Some((c, 3, CharClass::Invisible)), "{c:?}");
@@ -627,9 +655,16 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_is_refused_anywhere() {
-        for (text, position) in [("\u{FEFF}Alice", 1), ("Ali\u{FEFF}ce", 4), ("Alice\u{FEFF}", 6)] {
+        for (text, position) in [
+            ("\u{FEFF}Alice", 1),
+            ("Ali\u{FEFF}ce", 4),
+            ("Alice\u{FEFF}", 6),
+        ] {
             let e = refused_name(text);
-            assert_eq!(class_of(&e), Some(('\u{FEFF}', position, CharClass::Invisible)));
+            assert_eq!(
+                class_of(&e),
+                Some(('\u{FEFF}', position, CharClass::Invisible))
+            );
             let e = check_memo(text).unwrap_err();
             assert_eq!(e.field().error_code(), ErrorCode::InvalidMemo);
         }
@@ -669,7 +704,12 @@ mod tests {
     #[test]
     fn noncharacters_are_refused() {
         for c in [
-            '\u{FDD0}', '\u{FDEF}', '\u{FFFE}', '\u{FFFF}', '\u{1FFFE}', '\u{10FFFF}',
+            '\u{FDD0}',
+            '\u{FDEF}',
+            '\u{FFFE}',
+            '\u{FFFF}',
+            '\u{1FFFE}',
+            '\u{10FFFF}',
         ] {
             let e = check_memo(&format!("x{c}")).unwrap_err();
             assert_eq!(class_of(&e), Some((c, 2, CharClass::Noncharacter)), "{c:?}");
@@ -678,7 +718,9 @@ mod tests {
 
     #[test]
     fn control_characters_and_line_breaks_are_refused() {
-        for c in ['\u{0}', '\u{7}', '\t', '\n', '\r', '\u{1B}', '\u{7F}', '\u{85}', '\u{9B}'] {
+        for c in [
+            '\u{0}', '\u{7}', '\t', '\n', '\r', '\u{1B}', '\u{7F}', '\u{85}', '\u{9B}',
+        ] {
             let e = check_memo(&format!("ok{c}")).unwrap_err();
             assert_eq!(class_of(&e), Some((c, 3, CharClass::Control)), "{c:?}");
             let e = refused_name(&format!("Al{c}ice"));
@@ -717,41 +759,83 @@ mod tests {
             }
         );
         assert_eq!(e.field().error_code(), ErrorCode::InvalidDisplayName);
-        assert!(e.to_string().starts_with("U+0430 'а' at character 2 is Cyrillic, but the display name before it is Latin"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "U+0430 'а' at character 2 is Cyrillic, but the display name before it is Latin"
+            ),
+            "{e}"
+        );
         // Greek omicron in a Latin name; Latin with Japanese; Hangul with kana.
-        assert!(matches!(refused_name("Gοogle"), TextError::MixedScripts { position: 2, .. }));
-        assert!(matches!(refused_name("Tanaka 太郎"), TextError::MixedScripts { position: 8, .. }));
-        assert!(matches!(refused_name("김はな"), TextError::MixedScripts { position: 2, .. }));
+        assert!(matches!(
+            refused_name("Gοogle"),
+            TextError::MixedScripts { position: 2, .. }
+        ));
+        assert!(matches!(
+            refused_name("Tanaka 太郎"),
+            TextError::MixedScripts { position: 8, .. }
+        ));
+        assert!(matches!(
+            refused_name("김はな"),
+            TextError::MixedScripts { position: 2, .. }
+        ));
         // A memo is free text.
-        assert_eq!(check_memo("Pаypal: ラーメン for Ζωή").unwrap(), "Pаypal: ラーメン for Ζωή");
+        assert_eq!(
+            check_memo("Pаypal: ラーメン for Ζωή").unwrap(),
+            "Pаypal: ラーメン for Ζωή"
+        );
     }
 
     #[test]
     fn a_name_has_single_ordinary_spaces_inside_only() {
-        assert_eq!(refused_name(""), TextError::Blank { field: TextField::DisplayName });
-        assert_eq!(refused_name("   "), TextError::Blank { field: TextField::DisplayName });
+        assert_eq!(
+            refused_name(""),
+            TextError::Blank {
+                field: TextField::DisplayName
+            }
+        );
+        assert_eq!(
+            refused_name("   "),
+            TextError::Blank {
+                field: TextField::DisplayName
+            }
+        );
         assert_eq!(
             refused_name(" Alice"),
-            TextError::EdgeSpace { field: TextField::DisplayName, position: 1 }
+            TextError::EdgeSpace {
+                field: TextField::DisplayName,
+                position: 1
+            }
         );
         assert_eq!(
             refused_name("Alice\u{3000}"),
-            TextError::EdgeSpace { field: TextField::DisplayName, position: 6 }
+            TextError::EdgeSpace {
+                field: TextField::DisplayName,
+                position: 6
+            }
         );
         assert_eq!(
             refused_name("Alice  Smith"),
-            TextError::RepeatedSpace { field: TextField::DisplayName, position: 7 }
+            TextError::RepeatedSpace {
+                field: TextField::DisplayName,
+                position: 7
+            }
         );
         assert_eq!(
             refused_name("山田 　花子"),
-            TextError::RepeatedSpace { field: TextField::DisplayName, position: 4 }
+            TextError::RepeatedSpace {
+                field: TextField::DisplayName,
+                position: 4
+            }
         );
         for c in ['\u{A0}', '\u{2009}', '\u{200A}', '\u{202F}', '\u{1680}'] {
             let e = refused_name(&format!("Alice{c}Smith"));
             assert_eq!(class_of(&e), Some((c, 6, CharClass::UnusualSpace)), "{c:?}");
         }
         // A memo keeps its spaces as typed.
-        assert_eq!(check_memo(" two  spaces\u{A0}€ ").unwrap(), " two  spaces\u{A0}€ ");
+        assert_eq!(
+            check_memo(" two  spaces\u{A0}€ ").unwrap(),
+            " two  spaces\u{A0}€ "
+        );
         assert_eq!(check_memo("").unwrap(), "");
     }
 

@@ -266,7 +266,7 @@ mod tests {
         ));
         assert!(matches!(
             wallet.draft_request("090-1234-5678".into(), 5, "a\u{7}".into()),
-            Err(WalletError::InvalidInput { field, .. }) if field == "memo"
+            Err(WalletError::InvalidMemo { .. })
         ));
         let draft = wallet
             .draft_send("090-1234-5678".into(), 800, "lunch".into())
@@ -326,6 +326,15 @@ mod tests {
         assert!(matches!(
             refused(ErrorCode::BumpRejected, None, None),
             WalletError::BumpRejected { .. }
+        ));
+        // Memo and display name: the same exception as the wallet's own check.
+        assert!(matches!(
+            refused(ErrorCode::InvalidMemo, None, None),
+            WalletError::InvalidMemo { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::InvalidDisplayName, None, None),
+            WalletError::InvalidDisplayName { .. }
         ));
         assert!(matches!(
             refused(ErrorCode::UnknownPayee, None, None),

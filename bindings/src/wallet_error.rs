@@ -3,10 +3,11 @@
 //! `description`, the core's sentence for people and logs.
 //!
 //! A field the wallet checks locally and the server checks again (phone
-//! number, amount, PIN) is one variant whichever side refused it, so the app
-//! shows the same message for both.
+//! number, amount, PIN, memo, display name) is one variant whichever side
+//! refused it, so the app shows the same message for both.
 
 use clink_core::wallet as core;
+use clink_core::wallet::{FIELD_DISPLAY_NAME, FIELD_MEMO};
 use clink_core::wire::ErrorCode;
 
 /// The field names the core's `WalletError::InvalidInput` uses.
@@ -25,7 +26,17 @@ pub enum WalletError {
     /// Not 4 to 12 digits (refused by the wallet or by the server).
     #[error("{description}")]
     InvalidPin { reason: String, description: String },
-    /// Any other field refused by the wallet (e.g. the memo).
+    /// A memo with invisible, direction-changing or control characters, or
+    /// too long (refused by the wallet or by the server); `reason` names the
+    /// character and its position.
+    #[error("{description}")]
+    InvalidMemo { reason: String, description: String },
+    /// A display name that could mislead: invisible or direction-changing
+    /// characters, mixed scripts, stray spaces (refused by the wallet or by
+    /// the server).
+    #[error("{description}")]
+    InvalidDisplayName { reason: String, description: String },
+    /// Any other field refused by the wallet (e.g. a sample rate).
     #[error("{description}")]
     InvalidInput {
         field: String,
@@ -118,6 +129,14 @@ impl From<core::WalletError> for WalletError {
                     reason,
                     description,
                 },
+                FIELD_MEMO => WalletError::InvalidMemo {
+                    reason,
+                    description,
+                },
+                FIELD_DISPLAY_NAME => WalletError::InvalidDisplayName {
+                    reason,
+                    description,
+                },
                 _ => WalletError::InvalidInput {
                     field,
                     reason,
@@ -139,6 +158,14 @@ impl From<core::WalletError> for WalletError {
                     description,
                 },
                 ErrorCode::InvalidPin => WalletError::InvalidPin {
+                    reason: message,
+                    description,
+                },
+                ErrorCode::InvalidMemo => WalletError::InvalidMemo {
+                    reason: message,
+                    description,
+                },
+                ErrorCode::InvalidDisplayName => WalletError::InvalidDisplayName {
                     reason: message,
                     description,
                 },

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     InvalidAmount,
     AmountTooLarge,
     InvalidPin,
+    InvalidDisplayName,
+    InvalidMemo,
     NotFound,
     Unauthenticated,
     BadSignature,

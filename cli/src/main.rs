@@ -578,12 +578,7 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
                     return Err(format!("the payment stopped in state {other:?}").into());
                 }
             };
-            let memo_part = if memo.is_empty() {
-                String::new()
-            } else {
-                format!(" for \"{memo}\"")
-            };
-            note!("{name} asks you for {amount}{memo_part}.");
+            note!("{}", describe_ask(&name, amount, &memo));
             let approved = *yes || confirm("Pay? [y/N] ")?;
             let state = if approved {
                 flow.approve(&pin.get()?).await.map_err(explain)?
@@ -735,6 +730,14 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
             }
         }
         Command::Approve { id, pin } => {
+            // The PIN confirms a payment: say to whom and how much first.
+            let requests = wallet.incoming_requests().map_err(explain)?;
+            if let Some(r) = requests.iter().find(|r| r.id == *id) {
+                eprintln!(
+                    "{}",
+                    describe_ask(&r.counterpart.display_name, r.amount, &r.memo)
+                );
+            }
             let t = wallet
                 .approve_request(id, &pin.get()?)
                 .await
@@ -940,6 +943,16 @@ async fn sync(wallet: &Wallet, json: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// What a payer confirms: who asks, for how much, for what.
+fn describe_ask(name: &str, amount: i64, memo: &str) -> String {
+    let memo_part = if memo.is_empty() {
+        String::new()
+    } else {
+        format!(" for \"{memo}\"")
+    };
+    format!("{name} asks you for {amount}{memo_part}.")
 }
 
 fn describe_draft(d: &Draft) -> String {

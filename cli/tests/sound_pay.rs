@@ -214,10 +214,12 @@ async fn a_request_by_sound_is_heard_confirmed_and_paid_once() {
             .args(["--yes", "--pin", "1234"])
             .output()
             .unwrap();
+        let shown = String::from_utf8_lossy(&paid.stderr).into_owned();
+        assert!(paid.status.success(), "{shown}");
+        // The confirm prompt names the payee next to the amount.
         assert!(
-            paid.status.success(),
-            "{}",
-            String::from_utf8_lossy(&paid.stderr)
+            shown.contains("Bread & Co asks you for 450 for \"bread\"."),
+            "{shown}"
         );
         let paid: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
         let asked = asking.wait_with_output().unwrap();

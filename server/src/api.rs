@@ -517,7 +517,7 @@ impl MoneyRequest {
     ) -> AppResult<Self> {
         ledger::check_idempotency_key(key)?;
         ledger::check_amount(amount, state.config.max_amount)?;
-        ledger::check_memo(memo)?;
+        let memo = ledger::check_memo(memo)?;
         if let Some(pin) = pin {
             ledger::check_pin_format(pin)?;
         }
@@ -525,7 +525,7 @@ impl MoneyRequest {
             key: key.to_string(),
             fingerprint: ledger::fingerprint(path, body),
             amount,
-            memo: memo.to_string(),
+            memo,
             pin: pin.map(str::to_string),
             seen_before: false,
         })

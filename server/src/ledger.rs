@@ -5,7 +5,7 @@
 
 use clink_core::wire::{
     Counterpart, Direction, ErrorCode, NotificationKind, TransferKind, TransferState, TransferView,
-    VoidReason,
+    VoidReason, text,
 };
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -116,37 +116,15 @@ pub fn check_amount(amount: i64, max_amount: i64) -> AppResult<()> {
     Ok(())
 }
 
-pub const MAX_MEMO_CHARS: usize = 200;
-pub const MAX_NAME_CHARS: usize = 64;
-
-pub fn check_memo(memo: &str) -> AppResult<()> {
-    if memo.chars().count() > MAX_MEMO_CHARS {
-        return Err(bad(
-            ErrorCode::InvalidRequest,
-            format!("the memo is longer than {MAX_MEMO_CHARS} characters"),
-        ));
-    }
-    if memo.chars().any(char::is_control) {
-        return Err(bad(
-            ErrorCode::InvalidRequest,
-            "the memo contains control characters",
-        ));
-    }
-    Ok(())
+/// A memo as it will be stored (NFC), or `invalid_memo` naming what is
+/// wrong (rules shared with the phone: `clink_core::wire::text`).
+pub fn check_memo(memo: &str) -> AppResult<String> {
+    text::check_memo(memo).map_err(|e| AppError(e.into()))
 }
 
+/// A display name as it will be stored (NFC), or `invalid_display_name`.
 pub fn check_display_name(name: &str) -> AppResult<String> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(bad(
-            ErrorCode::InvalidRequest,
-            format!("the display name must be 1 to {MAX_NAME_CHARS} printable characters"),
-        ));
-    }
-    Ok(name.to_string())
+    text::check_display_name(name).map_err(|e| AppError(e.into()))
 }
 
 pub fn check_pin_format(pin: &str) -> AppResult<()> {

@@ -92,7 +92,7 @@ async fn registration_opens_an_empty_account_and_refuses_bad_codes(backend: Back
     bad_name.display_name = "  ".into();
     assert_eq!(
         code_of(bob.verify(&bad_name).await).code,
-        ErrorCode::InvalidRequest
+        ErrorCode::InvalidDisplayName
     );
     assert_eq!(
         bob.verify(&verify(&code)).await.unwrap().display_name,
@@ -641,7 +641,7 @@ async fn every_bad_input_is_a_clear_4xx(backend: Backend) {
     long_memo.memo = "x".repeat(201);
     assert_eq!(
         code_of(alice.client.send(&long_memo).await).code,
-        ErrorCode::InvalidRequest
+        ErrorCode::InvalidMemo
     );
     let mut empty_key = send(&bob.phone, 10, "1234");
     empty_key.idempotency_key = String::new();

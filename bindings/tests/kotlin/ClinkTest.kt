@@ -387,6 +387,21 @@ fun main() {
         }
     }
 
+    test("wallet: a misleading memo or display name is a typed exception that names the character") {
+        runBlocking {
+            Phone("Fay", "2580").wallet.use { wallet ->
+                val memo = checkThrows<WalletException.InvalidMemo> { wallet.draftSend("090-1234-5678", 800, "\u202Ehcnul") }
+                check(memo.reason.contains("U+202E RIGHT-TO-LEFT OVERRIDE at character 1")) { memo.reason }
+                checkThrows<WalletException.InvalidMemo> { wallet.draftRequest("090-1234-5678", 300, "tick\u200Bets") }
+                val name = checkThrows<WalletException.InvalidDisplayName> {
+                    runBlocking { wallet.verify("123456", "P\u0430ypal", "1234") }
+                }
+                check(name.reason.contains("Cyrillic")) { name.reason }
+                checkEqual("caf\u00E9", wallet.draftSend("090-1234-5678", 800, "cafe\u0301").memo, "memo stored composed")
+            }
+        }
+    }
+
     test("wallet: wrong PINs count down, then payments are locked") {
         runBlocking {
             val dave = Phone("Dave", "8642")

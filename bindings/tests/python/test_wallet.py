@@ -200,6 +200,19 @@ def test_invalid_phone_number_is_a_typed_error_from_the_wallet_and_from_the_serv
         asyncio.run(wallet.sync_now())
 
 
+def test_a_misleading_memo_or_display_name_is_a_typed_error_naming_the_character(tmp_path):
+    wallet = Phone(tmp_path, "Fay", "2580").wallet
+    with pytest.raises(WalletError.InvalidMemo) as memo:
+        wallet.draft_send("090-1234-5678", 800, "\u202ehcnul")
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE at character 1" in memo.value.reason
+    with pytest.raises(WalletError.InvalidMemo):
+        wallet.draft_request("090-1234-5678", 300, "tick\u200bets")
+    with pytest.raises(WalletError.InvalidDisplayName) as name:
+        asyncio.run(wallet.verify("123456", "P\u0430ypal", "1234"))
+    assert "Cyrillic" in name.value.reason
+    assert wallet.draft_send("090-1234-5678", 800, "cafe\u0301").memo == "caf\u00e9"
+
+
 def test_wrong_pins_count_down_then_payments_are_locked(tmp_path):
     async def scenario():
         dave = Phone(tmp_path, "Dave", "8642")

@@ -57,8 +57,11 @@ const META_CURRENCY: &str = "currency_code";
 const META_EXPONENT: &str = "currency_exponent";
 const META_CLOCK_OFFSET: &str = "clock_offset_ms";
 
-const MAX_MEMO_CHARS: usize = 200;
 const MAX_COUNTERPARTY_CHARS: usize = 32;
+/// `WalletError::InvalidInput` fields the bindings turn into exceptions of
+/// their own.
+pub const FIELD_MEMO: &str = "memo";
+pub const FIELD_DISPLAY_NAME: &str = "display name";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalletError {
@@ -339,6 +342,8 @@ impl Wallet {
         pin: &str,
     ) -> Result<AccountSummary, WalletError> {
         check_pin(pin)?;
+        let display_name = text::check_display_name(display_name)
+            .map_err(|e| invalid(FIELD_DISPLAY_NAME, e.to_string()))?;
         let phone = self
             .store()
             .meta(META_PENDING_PHONE)?
@@ -348,7 +353,7 @@ impl Wallet {
             .verify(&VerifyRequest {
                 phone,
                 code: code.trim().to_string(),
-                display_name: display_name.to_string(),
+                display_name,
                 pin: pin.to_string(),
             })
             .await?;
@@ -408,10 +413,10 @@ impl Wallet {
         amount: i64,
         memo: &str,
     ) -> Result<Draft, WalletError> {
-        let counterparty = check_draft(counterparty, amount, memo)?;
+        let (counterparty, memo) = check_draft(counterparty, amount, memo)?;
         Ok(self
             .store()
-            .insert_draft(kind, &counterparty, amount, memo, now_ms())?)
+            .insert_draft(kind, &counterparty, amount, &memo, now_ms())?)
     }
 
     pub fn edit_draft(
@@ -421,10 +426,10 @@ impl Wallet {
         amount: i64,
         memo: &str,
     ) -> Result<Draft, WalletError> {
-        let counterparty = check_draft(counterparty, amount, memo)?;
+        let (counterparty, memo) = check_draft(counterparty, amount, memo)?;
         Ok(self
             .store()
-            .update_draft(id, &counterparty, amount, memo, now_ms())?)
+            .update_draft(id, &counterparty, amount, &memo, now_ms())?)
     }
 
     pub fn delete_draft(&self, id: i64) -> Result<(), WalletError> {
@@ -922,12 +927,12 @@ impl Wallet {
         audio_sample_rate_hz: u32,
     ) -> Result<BumpPayment, WalletError> {
         self.registered_client()?;
-        check_request(amount, memo)?;
+        let memo = check_request(amount, memo)?;
         BumpPayment::new(
             self.clone(),
             BumpRole::Payee,
             Some(amount),
-            memo,
+            &memo,
             audio_sample_rate_hz,
         )
     }
@@ -942,8 +947,8 @@ impl Wallet {
         sample_rate_hz: u32,
         profile: Option<crate::acoustic::Profile>,
     ) -> Result<SoundRequest, WalletError> {
-        check_request(amount, memo)?;
-        SoundRequest::issue(self.clone(), amount, memo, sample_rate_hz, profile).await
+        let memo = check_request(amount, memo)?;
+        SoundRequest::issue(self.clone(), amount, &memo, sample_rate_hz, profile).await
     }
 
     /// Starts listening for a payee's token in microphone audio at
@@ -1118,25 +1123,21 @@ fn check_pin(pin: &str) -> Result<(), WalletError> {
 }
 
 /// Checks an amount and a memo (of a draft, or of a request made by bump or
-/// sound).
-fn check_request(amount: i64, memo: &str) -> Result<(), WalletError> {
+/// sound) by the server's own rules; returns the memo's NFC form.
+fn check_request(amount: i64, memo: &str) -> Result<String, WalletError> {
     if amount <= 0 {
         return Err(invalid("amount", format!("must be positive, got {amount}")));
     }
-    if memo.chars().count() > MAX_MEMO_CHARS {
-        return Err(invalid(
-            "memo",
-            format!("longer than {MAX_MEMO_CHARS} characters"),
-        ));
-    }
-    if memo.chars().any(char::is_control) {
-        return Err(invalid("memo", "contains control characters"));
-    }
-    Ok(())
+    text::check_memo(memo).map_err(|e| invalid(FIELD_MEMO, e.to_string()))
 }
 
-/// Checks a draft's fields; returns the trimmed counterparty.
-fn check_draft(counterparty: &str, amount: i64, memo: &str) -> Result<String, WalletError> {
+/// Checks a draft's fields; returns the trimmed counterparty and the memo's
+/// NFC form.
+fn check_draft(
+    counterparty: &str,
+    amount: i64,
+    memo: &str,
+) -> Result<(String, String), WalletError> {
     let counterparty = counterparty.trim();
     if counterparty.is_empty()
         || counterparty.chars().count() > MAX_COUNTERPARTY_CHARS
@@ -1149,8 +1150,8 @@ fn check_draft(counterparty: &str, amount: i64, memo: &str) -> Result<String, Wa
             format!("{counterparty:?} is not a phone number (digits, spaces, + - ( ) only)"),
         ));
     }
-    check_request(amount, memo)?;
-    Ok(counterparty.to_string())
+    let memo = check_request(amount, memo)?;
+    Ok((counterparty.to_string(), memo))
 }
 
 #[cfg(test)]
@@ -1216,6 +1217,54 @@ mod tests {
         assert!(matches!(
             again.queue(a.id, "12"),
             Err(WalletError::InvalidInput { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn misleading_memos_and_names_are_refused_before_anything_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        // No server listens there: every refusal below is the wallet's own.
+        let w = Wallet::open(
+            dir.path().to_str().unwrap(),
+            "http://127.0.0.1:9",
+            Arc::new(MemorySecretStore::new()),
+        )
+        .unwrap();
+        let memo_refused = |r: Result<Draft, WalletError>| match r {
+            Err(WalletError::InvalidInput { field, reason }) if field == FIELD_MEMO => reason,
+            other => panic!("expected the memo to be refused, got {other:?}"),
+        };
+        let reason = memo_refused(w.draft_send("090-1234-5678", 800, "\u{202E}hcnul"));
+        assert!(
+            reason.contains("U+202E RIGHT-TO-LEFT OVERRIDE at character 1"),
+            "{reason}"
+        );
+        memo_refused(w.draft_request("090-1234-5678", 300, "tick\u{200B}ets"));
+        let good = w.draft_send("090-1234-5678", 800, "lunch").unwrap();
+        memo_refused(w.edit_draft(good.id, "090-1234-5678", 800, "lunch\u{FEFF}"));
+        assert_eq!(w.drafts().unwrap(), vec![good.clone()]);
+        // A decomposed memo is kept composed, as the server keeps it.
+        let composed = w
+            .edit_draft(good.id, "090-1234-5678", 800, "cafe\u{301}")
+            .unwrap();
+        assert_eq!(composed.memo, "café");
+        // Pairing requests share the check.
+        match w.request_by_sound(500, "bread\u{2066}", 48_000, None).await {
+            Err(WalletError::InvalidInput { field, .. }) => assert_eq!(field, FIELD_MEMO),
+            Err(other) => panic!("expected the memo to be refused, got {other:?}"),
+            Ok(_) => panic!("expected the memo to be refused"),
+        }
+        // A display name is checked before the server is asked.
+        match w.verify("123456", "\u{202E}ecohS", "1234").await {
+            Err(WalletError::InvalidInput { field, reason }) => {
+                assert_eq!(field, FIELD_DISPLAY_NAME);
+                assert!(reason.contains("U+202E"), "{reason}");
+            }
+            other => panic!("expected the name to be refused, got {other:?}"),
+        }
+        assert!(matches!(
+            w.verify("123456", "Pаypal", "1234").await,
+            Err(WalletError::InvalidInput { field, .. }) if field == FIELD_DISPLAY_NAME
         ));
     }
 

@@ -11,6 +11,12 @@ pub enum ErrorCode {
     InvalidAmount,
     AmountTooLarge,
     InvalidPin,
+    /// A display name that could mislead (see `wire::text`): invisible or
+    /// direction-changing characters, mixed scripts, stray spaces.
+    InvalidDisplayName,
+    /// A memo with invisible, direction-changing or control characters, or
+    /// too long (see `wire::text`).
+    InvalidMemo,
     NotFound,
     // Authentication of the device.
     Unauthenticated,
@@ -81,6 +87,7 @@ impl ErrorCode {
         match self {
             MalformedJson | InvalidRequest | InvalidPhoneNumber | InvalidAmount
             | AmountTooLarge | InvalidPin | InvalidDialString => 400,
+            InvalidDisplayName | InvalidMemo => 400,
             Unauthenticated | BadSignature | StaleTimestamp | ReplayedNonce => 401,
             WrongPin => 403,
             Forbidden | SecondFactorRequired => 403,

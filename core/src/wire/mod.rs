@@ -11,6 +11,7 @@ mod gateway;
 mod pairing;
 pub mod signing;
 mod sync;
+pub mod text;
 mod types;
 
 pub use bump::{BumpReport, BumpRole, CoarseLocation, ImpulseFeatures};

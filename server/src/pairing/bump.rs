@@ -102,12 +102,12 @@ fn refused(e: SubmitError) -> AppError {
 // ------------------------------------------------------------------ submit
 
 pub async fn submit(State(state): State<Arc<AppState>>, caller: Caller) -> AppResult<Response> {
-    let req: SubmitBumpRequest = caller.signed.json()?;
+    let mut req: SubmitBumpRequest = caller.signed.json()?;
     matching::candidate(&req.report).map_err(refused)?;
     if let Some(amount) = req.report.amount {
         ledger::check_amount(amount, state.config.max_amount)?;
     }
-    ledger::check_memo(&req.memo)?;
+    req.memo = ledger::check_memo(&req.memo)?;
     let public_id = format!("b_{}", random_hex(&state.rng, 16));
     let view = state
         .writer

@@ -115,9 +115,9 @@ fn open_text(state: &AppState, text: &str) -> AppResult<OpenedToken> {
 // ------------------------------------------------------------------- issue
 
 pub async fn issue(State(state): State<Arc<AppState>>, caller: Caller) -> AppResult<Response> {
-    let req: IssueSoundTokenRequest = caller.signed.json()?;
+    let mut req: IssueSoundTokenRequest = caller.signed.json()?;
     ledger::check_amount(req.amount, state.config.max_amount)?;
-    ledger::check_memo(&req.memo)?;
+    req.memo = ledger::check_memo(&req.memo)?;
     let st = state.clone();
     let issued = state
         .writer

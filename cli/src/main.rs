@@ -733,7 +733,7 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
             // The PIN confirms a payment: say to whom and how much first.
             let requests = wallet.incoming_requests().map_err(explain)?;
             if let Some(r) = requests.iter().find(|r| r.id == *id) {
-                eprintln!(
+                note!(
                     "{}",
                     describe_ask(&r.counterpart.display_name, r.amount, &r.memo)
                 );

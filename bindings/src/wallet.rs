@@ -397,6 +397,45 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn second_factor_withdrawal_and_request_refusals_have_their_own_exceptions() {
+        let refused = |code, attempts_remaining| {
+            WalletError::from(core::WalletError::Refused {
+                code,
+                message: "no".into(),
+                attempts_remaining,
+                locked_until_ms: None,
+            })
+        };
+        assert!(matches!(
+            refused(ErrorCode::WrongChallengeResponse, Some(2)),
+            WalletError::WrongChallengeResponse {
+                attempts_remaining: Some(2),
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::OcraKeyNotRegistered, None),
+            WalletError::SecondFactorNotRegistered { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::NotFound, None),
+            WalletError::NotFound { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::ClaimNotPending, None),
+            WalletError::RequestNotPending { .. }
+        ));
+        assert!(matches!(
+            WalletError::from(core::WalletError::SecondFactorNotRegistered),
+            WalletError::SecondFactorNotRegistered { description } if description.contains("register")
+        ));
+        assert!(matches!(
+            WalletError::from(core::WalletError::WithdrawalPending { amount: 500 }),
+            WalletError::WithdrawalPending { amount: 500, .. }
+        ));
+    }
+
     /// A listener with a bug: counts its calls, then panics, as uniffi does
     /// when the app's listener throws.
     #[derive(Default)]

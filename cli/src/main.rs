@@ -322,7 +322,9 @@ fn explain(e: WalletError) -> String {
             ..
         } => format!("{e} ({n} attempt(s) left)"),
         WalletError::SecondFactorNotRegistered => {
-            format!("{e} (`clink second-factor register`; a queued item then goes with `clink retry <item>`)")
+            format!(
+                "{e} (`clink second-factor register`; a queued item then goes with `clink retry <item>`)"
+            )
         }
         _ => e.to_string(),
     }

@@ -92,7 +92,13 @@ async fn withdraw_policy_second_factor_and_cancel_through_the_binary() {
         let out = ok(
             &alice,
             &url,
-            &["policy", "--second-factor-above", "1000", "--pin", ALICE_PIN],
+            &[
+                "policy",
+                "--second-factor-above",
+                "1000",
+                "--pin",
+                ALICE_PIN,
+            ],
         );
         assert!(out.contains("second factor above 1000 JPY"), "{out}");
 
@@ -130,7 +136,11 @@ async fn withdraw_policy_second_factor_and_cancel_through_the_binary() {
         assert!(out.contains("paid 1200 to Bob; balance 4600"), "{out}");
 
         // Alice cancels her own request; Bob cannot, and no longer sees it.
-        ok(&alice, &url, &["draft", "request", BOB, "300", "--memo", "cake"]);
+        ok(
+            &alice,
+            &url,
+            &["draft", "request", BOB, "300", "--memo", "cake"],
+        );
         ok(&alice, &url, &["queue", "--pin", ALICE_PIN]);
         ok(&alice, &url, &["sync"]);
         let outbox = json(&alice, &url, &["outbox"]);

@@ -82,9 +82,9 @@ impl LossyProxy {
                         let lose = {
                             let mut needle = needle.lock().unwrap();
                             let text = request.lock().unwrap();
-                            let hit = needle.as_ref().is_some_and(|n| {
-                                text.windows(n.len()).any(|w| w == n.as_bytes())
-                            });
+                            let hit = needle
+                                .as_ref()
+                                .is_some_and(|n| text.windows(n.len()).any(|w| w == n.as_bytes()));
                             if hit {
                                 *needle = None;
                             }
@@ -178,7 +178,10 @@ async fn a_withdrawal_whose_answer_is_lost_is_done_once_when_retried() {
         other => panic!("expected the answer to be lost, got {other:?}"),
     }
     assert_eq!(withdrawals_of(&server, &alice_phone).await, (1, 1_200));
-    let pending = alice.pending_withdrawal().unwrap().expect("kept for the retry");
+    let pending = alice
+        .pending_withdrawal()
+        .unwrap()
+        .expect("kept for the retry");
     assert_eq!(pending.amount, 1_200);
     // The pending one survives the app being closed.
     drop(alice);
@@ -202,7 +205,13 @@ async fn a_withdrawal_whose_answer_is_lost_is_done_once_when_retried() {
     assert_eq!(server.balance_of(&alice_phone).await, 3_800);
     assert_eq!(alice.balance().unwrap(), 3_800);
     assert_eq!(alice.pending_withdrawal().unwrap(), None);
-    assert!(alice.history(10, None).unwrap().iter().any(|t| t.id == done.id));
+    assert!(
+        alice
+            .history(10, None)
+            .unwrap()
+            .iter()
+            .any(|t| t.id == done.id)
+    );
 
     // A new confirmation is a new withdrawal.
     alice.withdraw(1_200, PIN).await.unwrap();
@@ -210,7 +219,10 @@ async fn a_withdrawal_whose_answer_is_lost_is_done_once_when_retried() {
     assert_eq!(alice.balance().unwrap(), 2_600);
 
     // A refusal is final and leaves nothing pending.
-    refused_with(alice.withdraw(9_000, PIN).await, ErrorCode::InsufficientFunds);
+    refused_with(
+        alice.withdraw(9_000, PIN).await,
+        ErrorCode::InsufficientFunds,
+    );
     assert_eq!(alice.pending_withdrawal().unwrap(), None);
     assert!(matches!(
         alice.withdraw(0, PIN).await,
@@ -232,7 +244,10 @@ async fn above_the_policy_threshold_sends_and_approvals_answer_the_second_factor
 
     let account = alice.account().unwrap().unwrap();
     assert_eq!(
-        (account.second_factor_above, account.second_factor_registered),
+        (
+            account.second_factor_above,
+            account.second_factor_registered
+        ),
         (None, false)
     );
     let account = alice.register_second_factor(PIN).await.unwrap();
@@ -326,7 +341,10 @@ async fn without_a_registered_key_payments_above_the_threshold_fail_clearly_unti
     alice.set_security_policy(Some(1_000), PIN).await.unwrap();
 
     assert_eq!(
-        alice.send(&bob_phone, 2_000, "bike", PIN).await.unwrap_err(),
+        alice
+            .send(&bob_phone, 2_000, "bike", PIN)
+            .await
+            .unwrap_err(),
         WalletError::SecondFactorNotRegistered
     );
     let [item] = alice.outbox().unwrap().try_into().unwrap();
@@ -385,10 +403,7 @@ async fn queued_items_above_the_threshold_end_needs_action_and_send_now_finishes
     assert_eq!((report.accepted, report.needs_action), (1, 1));
     let stuck = alice.outbox().unwrap()[0].clone();
     assert_eq!(stuck.state, OutboxState::NeedsAction);
-    assert_eq!(
-        stuck.reason.unwrap().code,
-        ErrorCode::SecondFactorRequired
-    );
+    assert_eq!(stuck.reason.unwrap().code, ErrorCode::SecondFactorRequired);
 
     alice.requeue(items[0].id, PIN).unwrap();
     alice.send_now(items[0].id).await.unwrap();
@@ -472,11 +487,19 @@ async fn a_wrong_pin_counts_on_every_operation_and_changes_nothing() {
         Some(2)
     );
     assert_eq!(
-        attempts(alice.send(&bob_phone, 100, "", WRONG_PIN).await.unwrap_err()),
+        attempts(
+            alice
+                .send(&bob_phone, 100, "", WRONG_PIN)
+                .await
+                .unwrap_err()
+        ),
         Some(1)
     );
     assert_eq!(alice.outbox().unwrap()[0].state, OutboxState::NeedsAction);
-    refused_with(alice.withdraw(100, WRONG_PIN).await, ErrorCode::AccountLocked);
+    refused_with(
+        alice.withdraw(100, WRONG_PIN).await,
+        ErrorCode::AccountLocked,
+    );
     refused_with(alice.withdraw(100, PIN).await, ErrorCode::AccountLocked);
 
     assert_eq!(server.balance_of(&alice_phone).await, 3_000);
@@ -484,7 +507,10 @@ async fn a_wrong_pin_counts_on_every_operation_and_changes_nothing() {
     assert_eq!(server.posted_sends_from(&alice_phone).await, (0, 0));
     let account = alice.account().unwrap().unwrap();
     assert_eq!(
-        (account.second_factor_above, account.second_factor_registered),
+        (
+            account.second_factor_above,
+            account.second_factor_registered
+        ),
         (None, false)
     );
     let keys: i64 = sqlx::query("SELECT COUNT(*) FROM ocra_keys")
@@ -538,7 +564,10 @@ async fn a_cancelled_request_cannot_be_paid_and_leaves_the_payers_inbox_at_sync(
     bob.sync_now().await.unwrap();
     assert!(bob.incoming_requests().unwrap().is_empty());
     let theirs = bob.history(10, None).unwrap();
-    let seen = theirs.iter().find(|t| t.id == request_id).expect("in history");
+    let seen = theirs
+        .iter()
+        .find(|t| t.id == request_id)
+        .expect("in history");
     assert_eq!(seen.void_reason, Some(VoidReason::Cancelled));
     assert_eq!(server.balance_of(&bob_phone).await, 2_000);
     assert_eq!(server.balance_of(&alice_phone).await, 0);
@@ -555,12 +584,9 @@ async fn an_item_confirmed_more_than_a_day_ago_is_not_sent_online_until_confirme
 
     // Queued with a clock 25 h behind, sent with the right one.
     let set_offset = |ms: i64| {
-        let db = rusqlite::Connection::open(
-            alice_home
-                .data()
-                .join(clink_core::wallet::DATABASE_FILE),
-        )
-        .unwrap();
+        let db =
+            rusqlite::Connection::open(alice_home.data().join(clink_core::wallet::DATABASE_FILE))
+                .unwrap();
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('clock_offset_ms', ?1)",
             [ms.to_string()],

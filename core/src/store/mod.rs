@@ -150,7 +150,10 @@ impl ItemAnswer {
             }
             // A second factor that did not pass (only items sent online carry
             // one): the user can register the key or try again.
-            OcraKeyNotRegistered | WrongChallengeResponse | ChallengeExpired | ChallengeUsed
+            OcraKeyNotRegistered
+            | WrongChallengeResponse
+            | ChallengeExpired
+            | ChallengeUsed
             | ChallengeNotFound => ItemAnswer::NeedsAction(e.into()),
             _ => ItemAnswer::Rejected(e.into()),
         }
@@ -476,7 +479,10 @@ impl Store {
             ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
             ItemAnswer::Retry => return Ok(None),
         };
-        let tx = self.conn.transaction().map_err(sql("recording an answer"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("recording an answer"))?;
         let state: String = tx
             .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
             .optional()

@@ -159,8 +159,7 @@ impl Wallet {
             let outcome = match signed.kind {
                 SyncItemKind::Send => {
                     let body: SendRequest = parse_item(item_id, &signed.body)?;
-                    self.with_second_factor(&client, Payment::Send(&body))
-                        .await
+                    self.with_second_factor(&client, Payment::Send(&body)).await
                 }
                 SyncItemKind::Claim => {
                     let body: ClaimRequest = parse_item(item_id, &signed.body)?;
@@ -233,11 +232,11 @@ impl Wallet {
         // Read, never made here: a key the server does not know would only
         // count wrong answers toward the lockout.
         let key = match self.inner.secrets.get(secrets::OCRA_KEY)? {
-            Some(bytes) => OcraKey::from_bytes(bytes.expose()).map_err(|e| {
-                WalletError::Secrets {
+            Some(bytes) => {
+                OcraKey::from_bytes(bytes.expose()).map_err(|e| WalletError::Secrets {
                     detail: format!("the stored second-factor key is unusable: {e}"),
-                }
-            })?,
+                })?
+            }
             None => return Err(WalletError::SecondFactorNotRegistered),
         };
         let issued = match client.new_challenge().await {

@@ -529,10 +529,18 @@ async fn a_cancelled_request_cannot_be_paid_and_leaves_the_payers_inbox_at_sync(
     let (bob, bob_phone) = registered(&server, &bob_home, "Bob").await;
     fund(&server, &bob, 2_000).await;
 
+    // A request sent at once rather than with a sync.
     let ask = alice.draft_request(&bob_phone, 700, "tickets").unwrap();
-    alice.queue(ask.id, PIN).unwrap();
-    alice.sync_now().await.unwrap();
-    let request_id = alice.outbox().unwrap()[0].transfer_id.clone().unwrap();
+    let item = alice.queue(ask.id, PIN).unwrap();
+    let asked = alice.send_now(item.id).await.unwrap();
+    assert_eq!(
+        (asked.kind, asked.state),
+        (TransferKind::Claim, TransferState::Pending)
+    );
+    let request_id = asked.id;
+    let [sent] = alice.outbox().unwrap().try_into().unwrap();
+    assert_eq!(sent.state, OutboxState::Accepted);
+    assert_eq!(sent.transfer_id.as_deref(), Some(request_id.as_str()));
     bob.sync_now().await.unwrap();
     assert_eq!(bob.incoming_requests().unwrap().len(), 1);
 

@@ -18,8 +18,8 @@ use clink_core::wallet as core;
 use crate::secrets::{ForeignSecretStore, SecretStore};
 use crate::wallet_error::WalletError;
 use crate::wallet_types::{
-    AccountSummary, ClockOffset, Draft, KnownPayee, OutboxItem, RegistrationStarted, SyncReport,
-    Transfer, WalletEvent,
+    AccountSummary, ClockOffset, Draft, KnownPayee, OutboxItem, PendingWithdrawal,
+    RegistrationStarted, SyncReport, Transfer, WalletEvent,
 };
 
 /// Receives the wallet's events, on whatever thread made the change: keep
@@ -197,6 +197,62 @@ impl Wallet {
         Ok(self.core.decline_request(&request_id).await?.into())
     }
 
+    /// Pays `payee` now: queued (PIN, idempotency key fixed) and sent at
+    /// once, answering the second factor if the security policy asks for
+    /// one. Offline, the item stays in the outbox for the next sync.
+    pub async fn send(
+        &self,
+        payee: String,
+        amount: i64,
+        memo: String,
+        pin: String,
+    ) -> Result<Transfer, WalletError> {
+        Ok(self.core.send(&payee, amount, &memo, &pin).await?.into())
+    }
+
+    /// Sends one queued (or unanswered) outbox item now, answering the
+    /// second factor if needed; e.g. after `requeue` of an item that needed
+    /// one.
+    pub async fn send_now(&self, item_id: i64) -> Result<Transfer, WalletError> {
+        Ok(self.core.send_now(item_id).await?.into())
+    }
+
+    /// Takes `amount` out of Clink, confirmed with the PIN. Without an
+    /// answer the withdrawal stays pending: withdrawing the same amount
+    /// again finishes it, exactly once.
+    pub async fn withdraw(&self, amount: i64, pin: String) -> Result<Transfer, WalletError> {
+        Ok(self.core.withdraw(amount, &pin).await?.into())
+    }
+
+    /// The withdrawal still waiting for an answer, if any.
+    pub fn pending_withdrawal(&self) -> Result<Option<PendingWithdrawal>, WalletError> {
+        Ok(self.core.pending_withdrawal()?)
+    }
+
+    /// Sets the security policy (PIN): sends and approvals above
+    /// `second_factor_above` need the second factor; null turns it off.
+    pub async fn set_security_policy(
+        &self,
+        second_factor_above: Option<i64>,
+        pin: String,
+    ) -> Result<AccountSummary, WalletError> {
+        Ok(self
+            .core
+            .set_security_policy(second_factor_above, &pin)
+            .await?)
+    }
+
+    /// Makes this install's second-factor key (kept in the app's secret
+    /// store) and registers it with the PIN; again registers the same key.
+    pub async fn register_second_factor(&self, pin: String) -> Result<AccountSummary, WalletError> {
+        Ok(self.core.register_second_factor(&pin).await?)
+    }
+
+    /// Cancels a request this user made that the payer has not answered.
+    pub async fn cancel_request(&self, request_id: String) -> Result<Transfer, WalletError> {
+        Ok(self.core.cancel_request(&request_id).await?.into())
+    }
+
     /// Measures the offset to the server's clock and keeps it for signing.
     pub async fn estimate_clock_offset(&self) -> Result<ClockOffset, WalletError> {
         Ok(self.core.estimate_clock_offset().await?)
@@ -342,6 +398,45 @@ mod tests {
                 code: ErrorCode::UnknownPayee,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn second_factor_withdrawal_and_request_refusals_have_their_own_exceptions() {
+        let refused = |code, attempts_remaining| {
+            WalletError::from(core::WalletError::Refused {
+                code,
+                message: "no".into(),
+                attempts_remaining,
+                locked_until_ms: None,
+            })
+        };
+        assert!(matches!(
+            refused(ErrorCode::WrongChallengeResponse, Some(2)),
+            WalletError::WrongChallengeResponse {
+                attempts_remaining: Some(2),
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::OcraKeyNotRegistered, None),
+            WalletError::SecondFactorNotRegistered { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::NotFound, None),
+            WalletError::NotFound { .. }
+        ));
+        assert!(matches!(
+            refused(ErrorCode::ClaimNotPending, None),
+            WalletError::RequestNotPending { .. }
+        ));
+        assert!(matches!(
+            WalletError::from(core::WalletError::SecondFactorNotRegistered),
+            WalletError::SecondFactorNotRegistered { description } if description.contains("register")
+        ));
+        assert!(matches!(
+            WalletError::from(core::WalletError::WithdrawalPending { amount: 500 }),
+            WalletError::WithdrawalPending { amount: 500, .. }
         ));
     }
 

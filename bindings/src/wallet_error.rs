@@ -57,6 +57,28 @@ pub enum WalletError {
     },
     #[error("{description}")]
     InsufficientFunds { description: String },
+    /// The second-factor answer was wrong; wrong answers and wrong PINs
+    /// share one lockout counter.
+    #[error("{description}")]
+    WrongChallengeResponse {
+        attempts_remaining: Option<u32>,
+        description: String,
+    },
+    /// The payment needs the second factor and this install has no key
+    /// registered: `register_second_factor` with the PIN, then confirm again.
+    #[error("{description}")]
+    SecondFactorNotRegistered { description: String },
+    /// A withdrawal of `amount` has no answer yet: withdraw that amount again
+    /// to finish it before a new one.
+    #[error("{description}")]
+    WithdrawalPending { amount: i64, description: String },
+    /// No such request (or transfer) for this user: e.g. cancelling a
+    /// request someone else made.
+    #[error("{description}")]
+    NotFound { description: String },
+    /// The request was already paid, declined or cancelled.
+    #[error("{description}")]
+    RequestNotPending { description: String },
     /// The sound token was redeemed already (by this payer or another).
     #[error("{description}")]
     TokenUsed { description: String },
@@ -178,6 +200,15 @@ impl From<core::WalletError> for WalletError {
                     description,
                 },
                 ErrorCode::InsufficientFunds => WalletError::InsufficientFunds { description },
+                ErrorCode::WrongChallengeResponse => WalletError::WrongChallengeResponse {
+                    attempts_remaining,
+                    description,
+                },
+                ErrorCode::OcraKeyNotRegistered => {
+                    WalletError::SecondFactorNotRegistered { description }
+                }
+                ErrorCode::NotFound => WalletError::NotFound { description },
+                ErrorCode::ClaimNotPending => WalletError::RequestNotPending { description },
                 ErrorCode::TokenUsed => WalletError::TokenUsed { description },
                 ErrorCode::TokenExpired => WalletError::TokenExpired { description },
                 ErrorCode::TokenUnknown => WalletError::TokenUnknown { description },
@@ -211,6 +242,11 @@ impl From<core::WalletError> for WalletError {
             },
             E::Protocol { detail } => WalletError::Protocol {
                 detail,
+                description,
+            },
+            E::SecondFactorNotRegistered => WalletError::SecondFactorNotRegistered { description },
+            E::WithdrawalPending { amount } => WalletError::WithdrawalPending {
+                amount,
                 description,
             },
         }

@@ -8,8 +8,8 @@
 
 use clink_core::wallet as core;
 pub use clink_core::wallet::{
-    AccountSummary, ClockOffset, Draft, DraftKind, KnownPayee, OutboxItem, OutboxState, Reason,
-    RegistrationStarted, SyncReport,
+    AccountSummary, ClockOffset, Draft, DraftKind, KnownPayee, OutboxItem, OutboxState,
+    PendingWithdrawal, Reason, RegistrationStarted, SyncReport,
 };
 use clink_core::wire;
 pub use clink_core::wire::{Direction, ErrorCode, TransferKind, TransferState, VoidReason};
@@ -151,6 +151,21 @@ pub struct AccountSummary {
     pub balance: i64,
     pub currency_code: String,
     pub currency_exponent: u8,
+    /// Sends and approvals above this amount need the second factor as well
+    /// as the PIN; null: the PIN alone.
+    pub second_factor_above: Option<i64>,
+    /// Whether this install's second-factor key is registered with the server.
+    pub second_factor_registered: bool,
+}
+
+/// A withdrawal the user confirmed that has no answer from the server yet:
+/// `withdraw` the same amount again to finish it (it is done once).
+#[uniffi::remote(Record)]
+pub struct PendingWithdrawal {
+    pub amount: i64,
+    /// Fixed when the user confirmed; every retry uses it.
+    pub idempotency_key: String,
+    pub committed_at_ms: i64,
 }
 
 /// A registration code is on its way to the phone.

@@ -175,6 +175,46 @@ enum Command {
     },
     /// Refuse a request.
     Decline { id: String },
+    /// Pay someone now (online); above the security policy's threshold the
+    /// second factor is answered by this install's key.
+    Send {
+        phone: String,
+        amount: i64,
+        #[arg(long, default_value = "")]
+        memo: String,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Send one outbox item now; one that needs action is confirmed again
+    /// with the PIN first (e.g. one that needed a second factor).
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Take money out of Clink. Without an answer, withdrawing the same
+    /// amount again finishes it, once.
+    Withdraw {
+        amount: i64,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// Show the security policy, or set it (PIN): a second factor for
+    /// payments above an amount, or off.
+    Policy {
+        #[arg(long, value_name = "AMOUNT", conflicts_with = "off")]
+        second_factor_above: Option<i64>,
+        /// PIN alone for every payment.
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// This install's second-factor key.
+    #[command(subcommand)]
+    SecondFactor(SecondFactorCommand),
+    /// Cancel a request you made that the payer has not answered.
+    Cancel { id: String },
     /// Balance as of the last sync.
     Balance,
     /// Past transfers, newest first.
@@ -300,6 +340,15 @@ enum DraftCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SecondFactorCommand {
+    /// Make the key (kept with the wallet's secrets) and register it (PIN).
+    Register {
+        #[command(flatten)]
+        pin: PinArg,
+    },
+}
+
 #[derive(clap::Args)]
 struct PinArg {
     /// The PIN; otherwise CLINK_PIN, otherwise read from standard input.
@@ -395,6 +444,11 @@ fn explain(e: WalletError) -> CliError {
             attempts_remaining: Some(n),
             ..
         } => format!("{e} ({n} attempt(s) left)"),
+        WalletError::SecondFactorNotRegistered => {
+            format!(
+                "{e} (`clink second-factor register`; a queued item then goes with `clink retry <item>`)"
+            )
+        }
         _ => e.to_string(),
     };
     let code = match &e {
@@ -761,6 +815,105 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
                 out!("declined {} from {}", t.amount, t.counterpart.display_name);
             }
         }
+        Command::Send {
+            phone,
+            amount,
+            memo,
+            pin,
+        } => {
+            let t = wallet
+                .send(phone, *amount, memo, &pin.get()?)
+                .await
+                .map_err(explain)?;
+            print_payment(&wallet, &t, json)?;
+        }
+        Command::Retry { id, pin } => {
+            let item = wallet
+                .outbox()
+                .map_err(explain)?
+                .into_iter()
+                .find(|i| i.id == *id)
+                .ok_or_else(|| explain(WalletError::OutboxItemNotFound { id: *id }))?;
+            if item.state == OutboxState::NeedsAction {
+                wallet.requeue(*id, &pin.get()?).map_err(explain)?;
+            }
+            let t = wallet.send_now(*id).await.map_err(explain)?;
+            print_payment(&wallet, &t, json)?;
+        }
+        Command::Withdraw { amount, pin } => {
+            let t = wallet
+                .withdraw(*amount, &pin.get()?)
+                .await
+                .map_err(explain)?;
+            if json {
+                print_json(&t);
+            } else {
+                println!(
+                    "withdrew {}; balance {}",
+                    t.amount,
+                    wallet.balance().map_err(explain)?
+                );
+            }
+        }
+        Command::Policy {
+            second_factor_above,
+            off,
+            pin,
+        } => {
+            let account = if *off || second_factor_above.is_some() {
+                wallet
+                    .set_security_policy(*second_factor_above, &pin.get()?)
+                    .await
+            } else {
+                wallet
+                    .account()
+                    .and_then(|a| a.ok_or(WalletError::NotRegistered))
+            }
+            .map_err(explain)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "second_factor_above": account.second_factor_above,
+                    "second_factor_registered": account.second_factor_registered,
+                }));
+            } else {
+                let key = if account.second_factor_registered {
+                    "registered"
+                } else {
+                    "not registered"
+                };
+                match account.second_factor_above {
+                    Some(limit) => println!(
+                        "second factor above {limit} {}; this install's key: {key}",
+                        account.currency_code
+                    ),
+                    None => println!("PIN alone for every payment; this install's key: {key}"),
+                }
+            }
+        }
+        Command::SecondFactor(SecondFactorCommand::Register { pin }) => {
+            let account = wallet
+                .register_second_factor(&pin.get()?)
+                .await
+                .map_err(explain)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "second_factor_registered": account.second_factor_registered,
+                }));
+            } else {
+                println!("this install's second-factor key is registered");
+            }
+        }
+        Command::Cancel { id } => {
+            let t = wallet.cancel_request(id).await.map_err(explain)?;
+            if json {
+                print_json(&t);
+            } else {
+                println!(
+                    "cancelled the request for {} from {}",
+                    t.amount, t.counterpart.display_name
+                );
+            }
+        }
         Command::Balance => {
             let account = wallet
                 .account()
@@ -788,6 +941,21 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// A payment the server confirmed, and the balance after it.
+fn print_payment(wallet: &Wallet, t: &TransferView, json: bool) -> Result<(), String> {
+    if json {
+        print_json(t);
+    } else {
+        println!(
+            "paid {} to {}; balance {}",
+            t.amount,
+            t.counterpart.display_name,
+            wallet.balance().map_err(explain)?
+        );
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 // The generated Kotlin bindings against the real library, on the JVM.
 // Run by scripts/test-bindings; prints "N passed, M failed" and exits
 // non-zero if any test failed. The bump and sound scenarios are in
-// PairingTest.kt.
+// PairingTest.kt; withdraw, policy, second factor and cancel in
+// WalletOpsTest.kt.
 package app.clink.test
 
 import app.clink.core.*
@@ -427,6 +428,7 @@ fun main() {
     }
 
     registerPairingTests()
+    registerWalletOpsTests()
 
     var failed = 0
     for ((name, body) in tests) {

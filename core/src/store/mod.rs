@@ -148,6 +148,13 @@ impl ItemAnswer {
             WrongPin | AccountLocked | StaleTimestamp | SecondFactorRequired | BadSignature => {
                 ItemAnswer::NeedsAction(e.into())
             }
+            // A second factor that did not pass (only items sent online carry
+            // one): the user can register the key or try again.
+            OcraKeyNotRegistered
+            | WrongChallengeResponse
+            | ChallengeExpired
+            | ChallengeUsed
+            | ChallengeNotFound => ItemAnswer::NeedsAction(e.into()),
             _ => ItemAnswer::Rejected(e.into()),
         }
     }
@@ -206,6 +213,13 @@ impl Store {
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         set_meta(&self.conn, key, value)
+    }
+
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map_err(sql("saving wallet settings"))?;
+        Ok(())
     }
 
     pub fn meta_i64(&self, key: &str) -> Result<Option<i64>> {
@@ -472,6 +486,82 @@ impl Store {
             )
             .map_err(sql("requeueing an item"))?;
         self.outbox_item(id)
+    }
+
+    /// Marks one item `sending` for an online send (from `queued`, or again
+    /// from `sending` after an answer was lost), on disk before the request
+    /// leaves; returns it with its sealed form.
+    pub fn dispatch_one(&mut self, id: i64, now_ms: i64) -> Result<(OutboxItem, Vec<u8>)> {
+        let mut item = self.outbox_item(id)?;
+        let next = transition(id, item.state, OutboxEvent::Dispatch)?;
+        if next != item.state {
+            self.conn
+                .execute(
+                    "UPDATE outbox SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, next.as_str(), now_ms],
+                )
+                .map_err(sql("sending an item"))?;
+            item.state = next;
+            item.updated_at_ms = now_ms;
+        }
+        let sealed = self.sealed_item(id)?;
+        Ok((item, sealed))
+    }
+
+    /// Records the answer to one item sent on its own (not in a sync), in
+    /// one transaction: its new state and, once accepted, its history entry
+    /// and payee. `None` for a passing failure: the item stays `sending`.
+    pub fn record_answer(
+        &mut self,
+        id: i64,
+        answer: &ItemAnswer,
+        now_ms: i64,
+    ) -> Result<Option<OutboxState>> {
+        let (event, reason, transfer) = match answer {
+            ItemAnswer::Accepted(view) => (OutboxEvent::Accept, None, Some(view)),
+            ItemAnswer::Rejected(r) => (OutboxEvent::Reject, Some(r), None),
+            ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
+            ItemAnswer::Retry => return Ok(None),
+        };
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql("recording an answer"))?;
+        let state: String = tx
+            .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(sql("recording an answer"))?
+            .ok_or(StoreError::OutboxItemNotFound { id })?;
+        let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
+            what: "outbox state",
+        })?;
+        let to = transition(id, from, event)?;
+        tx.execute(
+            "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
+            params![
+                id,
+                to.as_str(),
+                reason.map(|r| code_text(r.code)),
+                reason.map(|r| r.message.as_str()),
+                transfer.map(|t| t.id.as_str()),
+                now_ms
+            ],
+        )
+        .map_err(sql("recording an answer"))?;
+        if let Some(view) = transfer {
+            put_history(&tx, view)?;
+            if let (Some(phone), crate::wire::TransferKind::Send) =
+                (&view.counterpart.phone, view.kind)
+            {
+                tx.execute(
+                    "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
+                    params![phone.as_e164(), view.counterpart.display_name, now_ms],
+                )
+                .map_err(sql("recording an answer"))?;
+            }
+        }
+        tx.commit().map_err(sql("recording an answer"))?;
+        Ok(Some(to))
     }
 
     /// Records one sync answer in one transaction: each item's new state, new

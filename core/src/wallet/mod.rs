@@ -3,7 +3,8 @@
 //!
 //! - Local operations (drafts, queueing, balance, history, requests) are
 //!   plain blocking calls on the local store: short SQLite transactions.
-//! - Network operations (register, verify, sync, approve/decline, clock) are
+//! - Network operations (register, verify, sync, approve/decline, clock, and
+//!   those in `online`: send now, withdraw, policy, second factor, cancel) are
 //!   `async` (uniffi turns them into Kotlin `suspend` / Swift `async`); they
 //!   must run on a tokio runtime, as reqwest does. Async rather than a runtime
 //!   owned by the wallet: the apps' own schedulers decide where the wait
@@ -25,6 +26,7 @@ pub mod bump_pay;
 pub mod crash;
 mod file_secrets;
 pub mod network;
+mod online;
 mod pairing;
 mod seal;
 pub mod sound_pay;
@@ -44,6 +46,7 @@ use crate::wire::*;
 pub use bump_pay::{BumpPayment, BumpPaymentState};
 pub use file_secrets::FileSecretStore;
 pub use network::ClockOffset;
+pub use online::PendingWithdrawal;
 pub use seal::{OUTBOX_KEY, SealError};
 pub use sound_pay::{SoundPayment, SoundPaymentState, SoundRequest, SoundRequestState};
 
@@ -56,6 +59,8 @@ const META_NAME: &str = "display_name";
 const META_CURRENCY: &str = "currency_code";
 const META_EXPONENT: &str = "currency_exponent";
 const META_CLOCK_OFFSET: &str = "clock_offset_ms";
+const META_SECOND_FACTOR_ABOVE: &str = "second_factor_above";
+const META_SECOND_FACTOR_REGISTERED_AT: &str = "second_factor_registered_at_ms";
 
 const MAX_COUNTERPARTY_CHARS: usize = 32;
 /// `WalletError::InvalidInput` fields the bindings turn into exceptions of
@@ -94,6 +99,14 @@ pub enum WalletError {
     },
     #[error("the server's answer was not understood: {detail}")]
     Protocol { detail: String },
+    #[error(
+        "this payment needs a second factor and this install has no second-factor key registered: register one with the PIN, then confirm the payment again"
+    )]
+    SecondFactorNotRegistered,
+    #[error(
+        "a withdrawal of {amount} is still without an answer from the server: withdraw {amount} again to finish it (it is done once, however often it is tried) before a new one"
+    )]
+    WithdrawalPending { amount: i64 },
 }
 
 impl From<StoreError> for WalletError {
@@ -161,6 +174,12 @@ pub struct AccountSummary {
     pub balance: i64,
     pub currency_code: String,
     pub currency_exponent: u8,
+    /// The security policy: sends and approvals above this amount need the
+    /// second factor as well as the PIN; `None`, the PIN alone.
+    pub second_factor_above: Option<i64>,
+    /// Whether this install's second-factor key is registered with the
+    /// server (as far as this wallet knows).
+    pub second_factor_registered: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -368,6 +387,10 @@ impl Wallet {
         store.set_meta(store::META_BALANCE, &account.balance.to_string())?;
         store.set_meta(META_CURRENCY, &account.currency.code)?;
         store.set_meta(META_EXPONENT, &account.currency.exponent.to_string())?;
+        match account.policy.second_factor_above {
+            Some(limit) => store.set_meta(META_SECOND_FACTOR_ABOVE, &limit.to_string())?,
+            None => store.delete_meta(META_SECOND_FACTOR_ABOVE)?,
+        }
         Ok(())
     }
 
@@ -383,6 +406,8 @@ impl Wallet {
             balance: store.meta_i64(store::META_BALANCE)?.unwrap_or(0),
             currency_code: store.meta(META_CURRENCY)?.unwrap_or_default(),
             currency_exponent: store.meta_i64(META_EXPONENT)?.unwrap_or(0) as u8,
+            second_factor_above: store.meta_i64(META_SECOND_FACTOR_ABOVE)?,
+            second_factor_registered: store.meta(META_SECOND_FACTOR_REGISTERED_AT)?.is_some(),
         }))
     }
 
@@ -869,21 +894,33 @@ impl Wallet {
         Ok(self.store().incoming_requests()?)
     }
 
-    /// Pays a request. Online only: the answer is immediate.
+    /// Pays a request. Online only: the answer is immediate. Above the
+    /// security policy's threshold the second factor is answered with this
+    /// install's key (see `online`).
     pub async fn approve_request(
         &self,
         request_id: &str,
         pin: &str,
     ) -> Result<TransferView, WalletError> {
         check_pin(pin)?;
+        online::check_request_id(request_id)?;
         let client = self.registered_client()?;
-        let view = client.approve_claim(request_id, pin).await?;
+        let approval = ApproveClaimRequest {
+            pin: pin.to_string(),
+            challenge_id: None,
+            challenge_response: None,
+        };
+        let view = self
+            .with_second_factor(&client, online::Payment::Approve(request_id, &approval))
+            .await
+            .map_err(|refused| refused.error)??;
         self.store().request_decided(&view)?;
-        self.refresh_balance(&client).await?;
+        self.refresh_after_payment(&client).await;
         Ok(view)
     }
 
     pub async fn decline_request(&self, request_id: &str) -> Result<TransferView, WalletError> {
+        online::check_request_id(request_id)?;
         let client = self.registered_client()?;
         let view = client.decline_claim(request_id).await?;
         self.store().request_decided(&view)?;
@@ -1175,6 +1212,12 @@ mod tests {
         assert_send(&w.sync_now());
         assert_send(&w.register("090"));
         assert_send(&w.approve_request("t", "1234"));
+        assert_send(&w.send("090", 1, "", "1234"));
+        assert_send(&w.send_now(1));
+        assert_send(&w.withdraw(1, "1234"));
+        assert_send(&w.set_security_policy(None, "1234"));
+        assert_send(&w.register_second_factor("1234"));
+        assert_send(&w.cancel_request("t"));
     }
 
     #[test]

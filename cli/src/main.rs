@@ -467,6 +467,8 @@ fn explain(e: WalletError) -> CliError {
         WalletError::WrongItemState { .. } => "wrong_item_state".into(),
         WalletError::Offline { .. } => "offline".into(),
         WalletError::Protocol { .. } => "protocol".into(),
+        WalletError::SecondFactorNotRegistered => "second_factor_not_registered".into(),
+        WalletError::WithdrawalPending { .. } => "withdrawal_pending".into(),
     };
     let (attempts_remaining, locked_until_ms) = match e {
         WalletError::Refused {
@@ -848,7 +850,7 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
             if json {
                 print_json(&t);
             } else {
-                println!(
+                out!(
                     "withdrew {}; balance {}",
                     t.amount,
                     wallet.balance().map_err(explain)?
@@ -882,11 +884,11 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
                     "not registered"
                 };
                 match account.second_factor_above {
-                    Some(limit) => println!(
+                    Some(limit) => out!(
                         "second factor above {limit} {}; this install's key: {key}",
                         account.currency_code
                     ),
-                    None => println!("PIN alone for every payment; this install's key: {key}"),
+                    None => out!("PIN alone for every payment; this install's key: {key}"),
                 }
             }
         }
@@ -900,7 +902,7 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
                     "second_factor_registered": account.second_factor_registered,
                 }));
             } else {
-                println!("this install's second-factor key is registered");
+                out!("this install's second-factor key is registered");
             }
         }
         Command::Cancel { id } => {
@@ -908,7 +910,7 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
             if json {
                 print_json(&t);
             } else {
-                println!(
+                out!(
                     "cancelled the request for {} from {}",
                     t.amount, t.counterpart.display_name
                 );
@@ -946,11 +948,11 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
 }
 
 /// A payment the server confirmed, and the balance after it.
-fn print_payment(wallet: &Wallet, t: &TransferView, json: bool) -> Result<(), String> {
+fn print_payment(wallet: &Wallet, t: &TransferView, json: bool) -> Result<(), CliError> {
     if json {
         print_json(t);
     } else {
-        println!(
+        out!(
             "paid {} to {}; balance {}",
             t.amount,
             t.counterpart.display_name,

@@ -155,6 +155,8 @@ impl TestServer {
     pub async fn fund(&self, wallet: &Wallet, e164: &str, amount: i64) {
         self.cash_in(e164, amount).await;
         wallet.sync_now().await.expect("sync after the cash-in");
+    }
+
     /// Ids of every transfer `e164` is a party to, on the server's ledger.
     pub async fn transfer_ids_of(&self, e164: &str) -> std::collections::BTreeSet<String> {
         sqlx::query(

@@ -75,7 +75,7 @@ async fn cash_in(
     let req: CashInRequest = json_body(body)?;
     ledger::check_idempotency_key(&req.idempotency_key)?;
     ledger::check_amount(req.amount, state.config.max_amount)?;
-    check_reference(&req.reference)?;
+    let reference = check_reference(&req.reference)?;
     let phone = parse_phone(&state, &req.phone)?;
     let Some((account, counterpart)) = counterpart_by_phone(&state, &phone).await? else {
         return Err(AppError::new(
@@ -100,7 +100,7 @@ async fn cash_in(
                         phone: phone.as_e164().to_string(),
                         display_name: counterpart.display_name,
                         amount: req.amount,
-                        reference: req.reference.clone(),
+                        reference,
                         created_at_ms: now_ms(),
                     },
                 };
@@ -111,17 +111,25 @@ async fn cash_in(
     Ok(respond(response))
 }
 
-fn check_reference(reference: &str) -> AppResult<()> {
+/// The reference as stored (NFC). It becomes the memo the user sees on the
+/// transfer, so it gets the memo rules too (no bidi controls, invisible or
+/// control characters).
+fn check_reference(reference: &str) -> AppResult<String> {
     let chars = reference.chars().count();
-    if chars == 0 || chars > MAX_REFERENCE_CHARS || reference.chars().any(char::is_control) {
+    if chars == 0 || chars > MAX_REFERENCE_CHARS {
         return Err(AppError::new(
             ErrorCode::InvalidRequest,
             format!(
-                "the reference (the receipt or slip number) must be 1 to {MAX_REFERENCE_CHARS} printable characters"
+                "the reference (the receipt or slip number) must be 1 to {MAX_REFERENCE_CHARS} characters"
             ),
         ));
     }
-    Ok(())
+    clink_core::wire::text::check_memo(reference).map_err(|e| {
+        AppError::new(
+            ErrorCode::InvalidRequest,
+            format!("the reference is shown to the user as the transfer's memo: {e}"),
+        )
+    })
 }
 
 /// One cash-in, ready for the writer.

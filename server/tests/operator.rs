@@ -251,12 +251,15 @@ async fn cash_in_refuses_bad_input_and_bad_credentials(backend: Backend) {
         refused(OPERATOR_TOKEN, cash_in_request("not a number", 100, &key())).await,
         (400, "invalid_phone_number".into())
     );
-    let mut no_reference = good(100);
-    no_reference.reference = String::new();
-    assert_eq!(
-        refused(OPERATOR_TOKEN, no_reference).await,
-        (400, "invalid_request".into())
-    );
+    for reference in ["", "receipt \u{202e}1200", "slip\u{200b}7", "r\u{7}"] {
+        let mut bad_reference = good(100);
+        bad_reference.reference = reference.into();
+        assert_eq!(
+            refused(OPERATOR_TOKEN, bad_reference).await,
+            (400, "invalid_request".into()),
+            "{reference:?}"
+        );
+    }
     // No bearer header at all.
     let resp = reqwest::Client::new()
         .post(format!("{url}{}", paths::OPERATOR_CASH_IN))

@@ -3,7 +3,7 @@
 //!
 //!     clink-sign keygen alice.key              # prints the public key
 //!     curl localhost:8080/v1/me $(clink-sign alice.key GET /v1/me)
-//!     curl localhost:8080/v1/transfers/deposit $(clink-sign alice.key POST /v1/transfers/deposit '{"idempotency_key":"d1","amount":1000}')
+//!     curl localhost:8080/v1/transfers/withdraw $(clink-sign alice.key POST /v1/transfers/withdraw '{"idempotency_key":"w1","amount":1000,"pin":"1234"}')
 //!
 //! Prints curl arguments: the method, the four signature headers and the body
 //! if given (write the JSON without spaces: the shell splits the output on them).

@@ -912,7 +912,8 @@ async fn run(json: bool, cli: &Cli) -> Result<(), CliError> {
             } else {
                 out!(
                     "cancelled the request for {} from {}",
-                    t.amount, t.counterpart.display_name
+                    t.amount,
+                    t.counterpart.display_name
                 );
             }
         }

@@ -238,8 +238,14 @@ mod tests {
     #[test]
     fn tokens_match_only_themselves() {
         assert!(tokens_match("a-long-gateway-token", "a-long-gateway-token"));
-        assert!(!tokens_match("a-long-gateway-token", "a-long-gateway-tokeN"));
-        assert!(!tokens_match("a-long-gateway-token", "a-long-gateway-token "));
+        assert!(!tokens_match(
+            "a-long-gateway-token",
+            "a-long-gateway-tokeN"
+        ));
+        assert!(!tokens_match(
+            "a-long-gateway-token",
+            "a-long-gateway-token "
+        ));
         assert!(!tokens_match("a-long-gateway-token", ""));
     }
 }

@@ -29,8 +29,8 @@ use clink_core::phone::PhoneNumber;
 use clink_core::wire::*;
 use sqlx::{AnyConnection, Executor, Row};
 
-use crate::auth::check_bearer;
 use crate::api::{json_body, new_transfer_id, parse_phone, respond, user_by_phone};
+use crate::auth::check_bearer;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};

@@ -191,7 +191,14 @@ async fn post_cash_in(
         expires_at: None,
     };
     let seq = ledger::insert_posted(conn, &st.system, &t, now).await?;
-    ledger::notify(conn, plan.account, NotificationKind::PaymentReceived, seq, now).await?;
+    ledger::notify(
+        conn,
+        plan.account,
+        NotificationKind::PaymentReceived,
+        seq,
+        now,
+    )
+    .await?;
     let response = StoredResponse::json(201, &plan.answer);
     let inserted = sqlx::query(
         "INSERT INTO operator_audit

@@ -19,7 +19,14 @@ on_both_backends!(
 
 /// A request signed by `user`'s device key, sent as is.
 async fn signed(user: &User, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    common::signed_raw(user.client.base_url(), &user.key, method, path, body.as_bytes()).await
+    common::signed_raw(
+        user.client.base_url(),
+        &user.key,
+        method,
+        path,
+        body.as_bytes(),
+    )
+    .await
 }
 
 fn cash_in_request(phone: &str, amount: i64, key: &str) -> CashInRequest {
@@ -43,7 +50,10 @@ async fn no_request_of_a_user_raises_their_own_balance(backend: Backend) {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     for method in ["POST", "GET", "PUT"] {
         let resp = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}/v1/transfers/deposit", ts.url()))
+            .request(
+                method.parse().unwrap(),
+                format!("{}/v1/transfers/deposit", ts.url()),
+            )
             .body(deposit.clone())
             .send()
             .await
@@ -55,7 +65,10 @@ async fn no_request_of_a_user_raises_their_own_balance(backend: Backend) {
     // signature.
     let own = serde_json::to_string(&cash_in_request(&mallory.phone, 1_000_000, &key())).unwrap();
     let (status, body) = signed(&mallory, "POST", paths::OPERATOR_CASH_IN, &own).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("unauthenticated")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
 
     // A queued item cannot be a deposit either: sync carries sends and claims only.
     let sync = format!(
@@ -64,7 +77,10 @@ async fn no_request_of_a_user_raises_their_own_balance(backend: Backend) {
         clink_server::now_ms()
     );
     let (status, body) = signed(&mallory, "POST", paths::SYNC, &sync).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
 
     // Paying or asking oneself moves nothing.
     let to_self = SendRequest {
@@ -244,7 +260,11 @@ async fn cash_in_refuses_bad_input_and_bad_credentials(backend: Backend) {
         (400, "amount_too_large".into())
     );
     assert_eq!(
-        refused(OPERATOR_TOKEN, cash_in_request(&common::fresh_phone(), 100, &key())).await,
+        refused(
+            OPERATOR_TOKEN,
+            cash_in_request(&common::fresh_phone(), 100, &key())
+        )
+        .await,
         (404, "unknown_payee".into())
     );
     assert_eq!(

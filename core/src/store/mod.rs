@@ -517,51 +517,13 @@ impl Store {
         answer: &ItemAnswer,
         now_ms: i64,
     ) -> Result<Option<OutboxState>> {
-        let (event, reason, transfer) = match answer {
-            ItemAnswer::Accepted(view) => (OutboxEvent::Accept, None, Some(view)),
-            ItemAnswer::Rejected(r) => (OutboxEvent::Reject, Some(r), None),
-            ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
-            ItemAnswer::Retry => return Ok(None),
-        };
         let tx = self
             .conn
             .transaction()
             .map_err(sql("recording an answer"))?;
-        let state: String = tx
-            .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
-            .map_err(sql("recording an answer"))?
-            .ok_or(StoreError::OutboxItemNotFound { id })?;
-        let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
-            what: "outbox state",
-        })?;
-        let to = transition(id, from, event)?;
-        tx.execute(
-            "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
-            params![
-                id,
-                to.as_str(),
-                reason.map(|r| code_text(r.code)),
-                reason.map(|r| r.message.as_str()),
-                transfer.map(|t| t.id.as_str()),
-                now_ms
-            ],
-        )
-        .map_err(sql("recording an answer"))?;
-        if let Some(view) = transfer {
-            put_history(&tx, view)?;
-            if let (Some(phone), crate::wire::TransferKind::Send) =
-                (&view.counterpart.phone, view.kind)
-            {
-                tx.execute(
-                    "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
-                    params![phone.as_e164(), view.counterpart.display_name, now_ms],
-                )
-                .map_err(sql("recording an answer"))?;
-            }
-        }
+        let to = write_answer(&tx, id, answer, now_ms)?;
         tx.commit().map_err(sql("recording an answer"))?;
-        Ok(Some(to))
+        Ok(to)
     }
 
     /// Records one sync answer in one transaction: each item's new state, new
@@ -578,48 +540,9 @@ impl Store {
         let tx = self.conn.transaction().map_err(sql("recording a sync"))?;
         let mut recorded = Recorded::default();
         for (i, (id, answer)) in answers.iter().enumerate() {
-            let state: String = tx
-                .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
-                .map_err(sql("recording a sync"))?
-                .ok_or(StoreError::OutboxItemNotFound { id: *id })?;
-            let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
-                what: "outbox state",
-            })?;
-            let (event, reason, transfer) = match answer {
-                ItemAnswer::Accepted(view) => (OutboxEvent::Accept, None, Some(view)),
-                ItemAnswer::Rejected(r) => (OutboxEvent::Reject, Some(r), None),
-                ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
-                ItemAnswer::Retry => continue,
+            let Some(to) = write_answer(&tx, *id, answer, now_ms)? else {
+                continue;
             };
-            let to = transition(*id, from, event)?;
-            tx.prepare_cached(
-                "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id,
-                    to.as_str(),
-                    reason.map(|r| code_text(r.code)),
-                    reason.map(|r| r.message.as_str()),
-                    transfer.map(|t| t.id.as_str()),
-                    now_ms
-                ])
-            })
-            .map_err(sql("recording a sync"))?;
-            if let Some(view) = transfer {
-                put_history(&tx, view)?;
-                // After a first confirmed send, the payee is known.
-                if let (Some(phone), crate::wire::TransferKind::Send) =
-                    (&view.counterpart.phone, view.kind)
-                {
-                    tx.prepare_cached(
-                        "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
-                    )
-                    .and_then(|mut s| s.execute(params![phone.as_e164(), view.counterpart.display_name, now_ms]))
-                    .map_err(sql("recording a sync"))?;
-                }
-            }
             recorded.changed.push((*id, to));
             after_each(i);
         }
@@ -783,6 +706,58 @@ fn meta_in(conn: &Connection, key: &str) -> Result<Option<String>> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()
         .map_err(sql("reading wallet settings"))
+}
+
+/// Writes one item's answer inside a transaction: its new state and, once
+/// accepted, its history entry and (after a first confirmed send) its payee.
+/// `None` for a passing failure: the item stays as it is.
+fn write_answer(
+    conn: &Connection,
+    id: i64,
+    answer: &ItemAnswer,
+    now_ms: i64,
+) -> Result<Option<OutboxState>> {
+    let (event, reason, transfer) = match answer {
+        ItemAnswer::Accepted(view) => (OutboxEvent::Accept, None, Some(view)),
+        ItemAnswer::Rejected(r) => (OutboxEvent::Reject, Some(r), None),
+        ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
+        ItemAnswer::Retry => return Ok(None),
+    };
+    let state: String = conn
+        .prepare_cached("SELECT state FROM outbox WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(sql("recording an answer"))?
+        .ok_or(StoreError::OutboxItemNotFound { id })?;
+    let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
+        what: "outbox state",
+    })?;
+    let to = transition(id, from, event)?;
+    conn.prepare_cached(
+        "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            to.as_str(),
+            reason.map(|r| code_text(r.code)),
+            reason.map(|r| r.message.as_str()),
+            transfer.map(|t| t.id.as_str()),
+            now_ms
+        ])
+    })
+    .map_err(sql("recording an answer"))?;
+    if let Some(view) = transfer {
+        put_history(conn, view)?;
+        if let (Some(phone), crate::wire::TransferKind::Send) = (&view.counterpart.phone, view.kind)
+        {
+            conn.prepare_cached(
+                "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
+            )
+            .and_then(|mut s| s.execute(params![phone.as_e164(), view.counterpart.display_name, now_ms]))
+            .map_err(sql("recording an answer"))?;
+        }
+    }
+    Ok(Some(to))
 }
 
 fn transition(id: i64, from: OutboxState, event: OutboxEvent) -> Result<OutboxState> {

@@ -142,7 +142,11 @@ impl TestServer {
             reference: "test desk".into(),
         };
         let response = reqwest::Client::new()
-            .post(format!("{}{}", self.url(), clink_core::wire::paths::OPERATOR_CASH_IN))
+            .post(format!(
+                "{}{}",
+                self.url(),
+                clink_core::wire::paths::OPERATOR_CASH_IN
+            ))
             .bearer_auth(OPERATOR_TOKEN)
             .json(&request)
             .send()

@@ -1,21 +1,21 @@
 //! Clink's client core.
 //!
-//! Everything a Clink phone needs that is not UI: the wire format shared with
-//! the server, phone-number handling, codecs and crypto. Pure modules (no I/O,
-//! no clock, no randomness they were not handed) are the default; modules that
-//! touch the outside world say so in their names.
+//! Everything a Clink phone needs that is not UI: the `Wallet` and its local
+//! store and HTTP client, the pairing flows, codecs (DTMF, the acoustic token)
+//! and bump detection. What the phone shares with the server (wire types,
+//! signing, phone numbers, dial strings, OCRA) is the `clink-protocol` crate,
+//! re-exported here under the same names so an app needs one dependency.
+//! Pure modules (no I/O, no clock, no randomness they were not handed) are the
+//! default; modules that touch the outside world say so in their names.
 
 pub mod acoustic;
 #[cfg(feature = "audio-io")]
 pub mod audio;
 pub mod bump;
-pub mod challenge;
-pub mod damm;
-pub mod dialstring;
 pub mod dtmf;
 pub mod http_client;
-pub mod phone;
 pub mod secrets;
 pub mod store;
 pub mod wallet;
-pub mod wire;
+
+pub use clink_protocol::{challenge, damm, dialstring, phone, wire};

@@ -10,7 +10,6 @@ use std::time::Duration;
 use audio_support::*;
 use clink_core::acoustic::{Profile, Token, TokenModem};
 use clink_core::audio::{AudioError, Capture, CaptureOptions, Recorder, SampleFormat, TokenSink};
-use clink_core::bump::AmbientFingerprint;
 
 const TOKEN: Token = *b"mic-capture-0001";
 
@@ -86,8 +85,11 @@ fn captures_a_recorded_token_and_sweep_sample_by_sample_through_alsa() {
     assert_eq!(window, samples(2.4));
     assert_eq!(
         fingerprint_window.fingerprint().unwrap(),
-        AmbientFingerprint::from_audio(&signal[capture_len - window..capture_len], RATE_HZ)
-            .unwrap()
+        clink_core::bump::fingerprint::fingerprint_audio(
+            &signal[capture_len - window..capture_len],
+            RATE_HZ
+        )
+        .unwrap()
     );
     drop(capture);
 

@@ -11,8 +11,8 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use clink_core::phone::PhoneNumber;
-use clink_core::wire::*;
+use clink_protocol::phone::PhoneNumber;
+use clink_protocol::wire::*;
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
 

@@ -1,6 +1,6 @@
 //! Device authentication: every request but registration's first step and the
 //! public clock is signed by the device key (scheme in
-//! `clink_core::wire::signing`). Signatures and timestamps are checked here;
+//! `clink_protocol::wire::signing`). Signatures and timestamps are checked here;
 //! nonces are recorded by the ledger writer in the same transaction as the
 //! request's own writes, so a replay can never slip between check and use.
 
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use clink_core::wire::ErrorCode;
-use clink_core::wire::signing::{self, MAX_CLOCK_SKEW_MS, SigningError};
+use clink_protocol::wire::ErrorCode;
+use clink_protocol::wire::signing::{self, MAX_CLOCK_SKEW_MS, SigningError};
 use serde::de::DeserializeOwned;
 use sqlx::{AnyConnection, Row};
 

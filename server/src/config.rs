@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use clink_core::phone::Region;
-use clink_core::wire::Currency;
+use clink_protocol::phone::Region;
+use clink_protocol::wire::Currency;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "clink-server", about = "Clink's ledger and matching server")]
@@ -141,7 +141,7 @@ fn parse_bearer_token(s: &str) -> Result<BearerToken, String> {
 
 fn parse_region(s: &str) -> Result<Region, String> {
     s.parse()
-        .map_err(|e: clink_core::phone::PhoneError| e.to_string())
+        .map_err(|e: clink_protocol::phone::PhoneError| e.to_string())
 }
 
 /// Idempotency records are kept at least this long.

@@ -1,10 +1,10 @@
 //! Every failure leaves the server as `{code, message}` JSON with the status
-//! its code prescribes (see `clink_core::wire::ErrorCode`).
+//! its code prescribes (see `clink_protocol::wire::ErrorCode`).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use clink_core::wire::{ApiError, ErrorCode};
+use clink_protocol::wire::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone)]
 pub struct AppError(pub ApiError);

@@ -1,5 +1,5 @@
 //! The telephone gateway: what a voice/SMS gateway calls when someone dials
-//! a Clink dial string (see `clink_core::dialstring`).
+//! a Clink dial string (see `clink_protocol::dialstring`).
 //!
 //! 1. `POST /v1/gateway/calls` with the caller's number (caller ID, trusted
 //!    as the network's) and the dialed digits. The server parses the dial
@@ -23,10 +23,10 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::post;
-use clink_core::challenge::CLINK_CHALLENGE_DIGITS;
-use clink_core::dialstring::{self, DialCommand, DialError, PhoneDigits};
-use clink_core::phone::PhoneNumber;
-use clink_core::wire::*;
+use clink_protocol::challenge::CLINK_CHALLENGE_DIGITS;
+use clink_protocol::dialstring::{self, DialCommand, DialError, PhoneDigits};
+use clink_protocol::phone::PhoneNumber;
+use clink_protocol::wire::*;
 use sqlx::{AnyConnection, Executor, Row};
 
 use crate::api::{json_body, new_transfer_id, parse_phone, respond, user_by_phone};

@@ -31,8 +31,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use clink_core::wire::ErrorCode;
-use clink_core::wire::paths;
+use clink_protocol::wire::ErrorCode;
+use clink_protocol::wire::paths;
 use http_body_util::BodyExt;
 
 use crate::auth::{MAX_BODY_BYTES, MAX_SYNC_BODY_BYTES};

@@ -3,7 +3,7 @@
 //! its nonce, its PIN bookkeeping, its transfer, its entries, its notifications
 //! and its idempotency record stand or fall together.
 
-use clink_core::wire::{
+use clink_protocol::wire::{
     Counterpart, Direction, ErrorCode, NotificationKind, TransferKind, TransferState, TransferView,
     VoidReason, text,
 };
@@ -117,7 +117,7 @@ pub fn check_amount(amount: i64, max_amount: i64) -> AppResult<()> {
 }
 
 /// A memo as it will be stored (NFC), or `invalid_memo` naming what is
-/// wrong (rules shared with the phone: `clink_core::wire::text`).
+/// wrong (rules shared with the phone: `clink_protocol::wire::text`).
 pub fn check_memo(memo: &str) -> AppResult<String> {
     text::check_memo(memo).map_err(|e| AppError(e.into()))
 }

@@ -34,9 +34,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use clink_core::bump::fingerprint::SAME_ROOM_THRESHOLD;
-use clink_core::bump::{AmbientFingerprint, FingerprintError};
-use clink_core::wire::{Amount, BumpReport, BumpRole, CoarseLocation, ImpulseFeatures, Millis};
+use clink_protocol::fingerprint::SAME_ROOM_THRESHOLD;
+use clink_protocol::fingerprint::{AmbientFingerprint, FingerprintError};
+use clink_protocol::wire::{Amount, BumpReport, BumpRole, CoarseLocation, ImpulseFeatures, Millis};
 
 /// The server's name for a report (e.g. a row id); unique among pending
 /// reports.

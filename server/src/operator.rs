@@ -24,7 +24,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::post;
-use clink_core::wire::*;
+use clink_protocol::wire::*;
 use sqlx::{AnyConnection, Row};
 
 use crate::api::{counterpart_by_phone, json_body, new_transfer_id, parse_phone, respond};
@@ -124,7 +124,7 @@ fn check_reference(reference: &str) -> AppResult<String> {
             ),
         ));
     }
-    clink_core::wire::text::check_memo(reference).map_err(|e| {
+    clink_protocol::wire::text::check_memo(reference).map_err(|e| {
         AppError::new(
             ErrorCode::InvalidRequest,
             format!("the reference is shown to the user as the transfer's memo: {e}"),

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use clink_core::phone::PhoneNumber;
+use clink_protocol::phone::PhoneNumber;
 
 use crate::Config;
 

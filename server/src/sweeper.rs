@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clink_core::wire::signing::MAX_CLOCK_SKEW_MS;
-use clink_core::wire::{NotificationKind, VoidReason};
+use clink_protocol::wire::signing::MAX_CLOCK_SKEW_MS;
+use clink_protocol::wire::{NotificationKind, VoidReason};
 use sqlx::{AnyConnection, Row};
 
 use crate::config::IDEMPOTENCY_RETENTION;

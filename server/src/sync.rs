@@ -1,5 +1,5 @@
 //! `POST /v1/sync`: a phone's outbox in one request (wire format in
-//! `clink_core::wire::sync`).
+//! `clink_protocol::wire::sync`).
 //!
 //! Each item was signed by the device key when the user confirmed it, so its
 //! signature is checked here without the five-minute window of fresh
@@ -17,8 +17,8 @@ use std::task::Poll;
 
 use axum::Json;
 use axum::extract::State;
-use clink_core::wire::signing::{self, MAX_CLOCK_SKEW_MS};
-use clink_core::wire::*;
+use clink_protocol::wire::signing::{self, MAX_CLOCK_SKEW_MS};
+use clink_protocol::wire::*;
 
 use crate::api::{self, Counterparts, PreparedMoney};
 use crate::auth::Caller;

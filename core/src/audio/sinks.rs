@@ -168,7 +168,7 @@ impl Recorder {
 
     /// Fingerprints the kept audio.
     pub fn fingerprint(&self) -> Result<AmbientFingerprint, FingerprintError> {
-        AmbientFingerprint::from_audio(&self.samples(), self.sample_rate_hz)
+        crate::bump::fingerprint::fingerprint_audio(&self.samples(), self.sample_rate_hz)
     }
 }
 

@@ -1,172 +1,23 @@
-//! Ambient sound fingerprint: do two phones hear the same room?
+//! Ambient sound fingerprint: the phone's side, from audio to bits.
 //!
-//! After Haitsma and Kalker: the audio around the knock is cut into
-//! [`FRAME_MS`] frames every [`HOP_MS`]; each frame's energy is measured in
-//! [`BAND_COUNT`] log-spaced bands from [`LOW_HZ`] to [`HIGH_HZ`]; and each
-//! bit says whether a band's energy grew or shrank since the previous frame.
-//! Differences of log energies across time cancel any fixed gain per band,
-//! so a different microphone gain or frequency response does not change the
-//! bits; what changes them is sound that only one phone hears (its own
-//! noise, its own late reverberation, a different room).
-//!
-//! Why not Haitsma–Kalker's own bits (33 narrow bands, 50 ms frames, and a
-//! difference across neighbouring bands as well): measured on the shared
-//! two-phone scenes, two phones 30 cm apart agreed on barely more bits than
-//! strangers (median score 0.10 against 0.03), because narrow bands in
-//! short frames follow each microphone's own reverberation. Wide bands in
-//! 100 ms frames follow the sources (voices, music, traffic) that both
-//! phones hear: median 0.33 against 0.03.
-//!
-//! Two fingerprints are compared at every lag up to ±[`MAX_LAG_FRAMES`]
-//! frames (the phones cut their audio around their own estimate of the knock,
-//! and audio and sensor clocks differ by tens of milliseconds); the score is
-//! `1 - 2 × (lowest bit error rate)`: about 0 for unrelated sounds, 1 for
-//! identical ones.
-//!
-//! The phone fingerprints the audio from [`AUDIO_BEFORE_KNOCK_MS`] before the
-//! knock to [`AUDIO_AFTER_KNOCK_MS`] after it: 92 frames of 16 bits, 185
-//! bytes with the version byte.
+//! The fingerprint's format, constants and comparison are shared with the
+//! server and live in [`clink_protocol::fingerprint`] (re-exported here);
+//! this module computes it (see there for the method and why).
 
 use std::sync::Arc;
 
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-/// Length of one analysis frame.
-pub const FRAME_MS: u32 = 100;
-/// Step between frames.
-pub const HOP_MS: u32 = 25;
-/// Bands per frame; one bit per band.
-pub const BAND_COUNT: usize = 16;
-/// The bands span this range: where room sound (voices, music, traffic,
-/// machines) has energy and every phone microphone hears it.
-pub const LOW_HZ: f32 = 300.0;
-pub const HIGH_HZ: f32 = 6_000.0;
-/// Audio the phone fingerprints around the knock.
-pub const AUDIO_BEFORE_KNOCK_MS: u32 = 1_600;
-pub const AUDIO_AFTER_KNOCK_MS: u32 = 800;
-/// Shortest audio accepted.
-pub const MIN_AUDIO_MS: u32 = 1_000;
-/// Most bit rows kept (later audio is ignored), so the fingerprint fits the
-/// report.
-pub const MAX_FRAMES: usize = 120;
-/// Lag search range either way, in frames (±50 ms).
-pub const MAX_LAG_FRAMES: usize = 2;
-/// Scores at or above this mean "the same room at the same moment"; chosen
-/// from the shared two-phone scenes (see `tests/bump_fingerprint.rs`).
-pub const SAME_ROOM_THRESHOLD: f32 = 0.17;
-/// Sample rates accepted.
-pub const MIN_SAMPLE_RATE_HZ: u32 = 16_000;
-pub const MAX_SAMPLE_RATE_HZ: u32 = 96_000;
-/// Below this RMS level (-120 dBFS) the microphone delivered nothing
-/// usable (muted, permission denied).
-const MIN_RMS_LEVEL: f32 = 1e-6;
-/// A fingerprint whose bits are nearly all the same carries no information
-/// (silence, a pure tone); it never scores as similar.
-const MIN_ONES_FRACTION: f32 = 0.15;
+pub use clink_protocol::fingerprint::*;
 
-const FORMAT_VERSION: u8 = 2;
-const BITS_PER_FRAME: usize = BAND_COUNT;
-const _: () = assert!(BITS_PER_FRAME == 16);
-const BYTES_PER_FRAME: usize = 2;
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FingerprintError {
-    #[error(
-        "sample rate {sample_rate_hz} Hz is outside the supported {MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz"
-    )]
-    UnsupportedSampleRate { sample_rate_hz: u32 },
-    #[error("{got_ms} ms of audio is too short: at least {MIN_AUDIO_MS} ms is needed")]
-    AudioTooShort { got_ms: u32 },
-    #[error("audio sample {index} is not finite")]
-    NotFinite { index: usize },
-    #[error("the audio is silent (RMS {rms:e}): the microphone delivered nothing usable")]
-    Silent { rms: f32 },
-    #[error("fingerprint bytes are empty")]
-    Empty,
-    #[error("fingerprint format version {0} is unknown (expected {FORMAT_VERSION})")]
-    UnknownVersion(u8),
-    #[error("fingerprint has {len} bytes: expected 1 + 2 × frames with 1 to {MAX_FRAMES} frames")]
-    BadLength { len: usize },
-}
-
-/// The bits of one fingerprint: one 16-bit word per frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AmbientFingerprint {
-    frames: Vec<u16>,
-}
-
-impl AmbientFingerprint {
-    /// Convenience for one-off use; build a [`FingerprintExtractor`] to
-    /// fingerprint many clips at one rate.
-    pub fn from_audio(
-        audio: &[f32],
-        sample_rate_hz: u32,
-    ) -> Result<AmbientFingerprint, FingerprintError> {
-        FingerprintExtractor::new(sample_rate_hz)?.fingerprint(audio)
-    }
-
-    pub fn frame_count(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Version byte, then each frame as a little-endian u16.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(1 + BYTES_PER_FRAME * self.frames.len());
-        bytes.push(FORMAT_VERSION);
-        for word in &self.frames {
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        bytes
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<AmbientFingerprint, FingerprintError> {
-        let (&version, body) = bytes.split_first().ok_or(FingerprintError::Empty)?;
-        if version != FORMAT_VERSION {
-            return Err(FingerprintError::UnknownVersion(version));
-        }
-        if body.is_empty()
-            || body.len() % BYTES_PER_FRAME != 0
-            || body.len() / BYTES_PER_FRAME > MAX_FRAMES
-        {
-            return Err(FingerprintError::BadLength { len: bytes.len() });
-        }
-        let frames = body
-            .chunks_exact(BYTES_PER_FRAME)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        Ok(AmbientFingerprint { frames })
-    }
-
-    /// `1 - 2 × BER` at the best lag within ±[`MAX_LAG_FRAMES`]; 0 when
-    /// either fingerprint carries no information or they barely overlap.
-    pub fn similarity(&self, other: &AmbientFingerprint) -> f32 {
-        if !self.is_informative() || !other.is_informative() {
-            return 0.0;
-        }
-        let mut best_ber = 0.5f32;
-        for lag in -(MAX_LAG_FRAMES as isize)..=MAX_LAG_FRAMES as isize {
-            let (a, b) = if lag >= 0 {
-                (&self.frames[lag as usize..], &other.frames[..])
-            } else {
-                (&self.frames[..], &other.frames[(-lag) as usize..])
-            };
-            let overlap = a.len().min(b.len());
-            // Comparing a few frames proves nothing.
-            if overlap * 2 < self.frames.len().min(other.frames.len()) {
-                continue;
-            }
-            let errors: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
-            best_ber = best_ber.min(errors as f32 / (overlap * BITS_PER_FRAME) as f32);
-        }
-        (1.0 - 2.0 * best_ber).max(0.0)
-    }
-
-    fn is_informative(&self) -> bool {
-        let ones: u32 = self.frames.iter().map(|w| w.count_ones()).sum();
-        let fraction = ones as f32 / (self.frames.len() * BITS_PER_FRAME) as f32;
-        (MIN_ONES_FRACTION..=1.0 - MIN_ONES_FRACTION).contains(&fraction)
-    }
+/// Fingerprints one clip; build a [`FingerprintExtractor`] to fingerprint
+/// many clips at one rate.
+pub fn fingerprint_audio(
+    audio: &[f32],
+    sample_rate_hz: u32,
+) -> Result<AmbientFingerprint, FingerprintError> {
+    FingerprintExtractor::new(sample_rate_hz)?.fingerprint(audio)
 }
 
 /// Fingerprints audio at one sample rate, keeping its FFT plan and buffers.
@@ -264,7 +115,7 @@ impl FingerprintExtractor {
             }
             previous = Some(energies);
         }
-        Ok(AmbientFingerprint { frames })
+        Ok(AmbientFingerprint::from_frames(frames))
     }
 
     fn log_band_energies(&mut self, frame: &[f32]) -> [f32; BAND_COUNT] {
@@ -305,7 +156,7 @@ mod tests {
             16 * (AUDIO_BEFORE_KNOCK_MS + AUDIO_AFTER_KNOCK_MS) as usize,
             7,
         );
-        let fp = AmbientFingerprint::from_audio(&audio, 16_000).unwrap();
+        let fp = fingerprint_audio(&audio, 16_000).unwrap();
         assert_eq!(fp.frame_count(), 92);
         let bytes = fp.to_bytes();
         assert_eq!(bytes.len(), 185);
@@ -316,10 +167,10 @@ mod tests {
     fn gain_does_not_change_the_bits_and_other_noise_scores_near_zero() {
         let audio = noise(32_000, 1);
         let louder: Vec<f32> = audio.iter().map(|s| s * 7.5).collect();
-        let a = AmbientFingerprint::from_audio(&audio, 16_000).unwrap();
-        let b = AmbientFingerprint::from_audio(&louder, 16_000).unwrap();
+        let a = fingerprint_audio(&audio, 16_000).unwrap();
+        let b = fingerprint_audio(&louder, 16_000).unwrap();
         assert!(a.similarity(&b) > 0.95, "{}", a.similarity(&b));
-        let other = AmbientFingerprint::from_audio(&noise(32_000, 2), 16_000).unwrap();
+        let other = fingerprint_audio(&noise(32_000, 2), 16_000).unwrap();
         assert!(a.similarity(&other) < 0.1, "{}", a.similarity(&other));
     }
 
@@ -332,17 +183,17 @@ mod tests {
             })
         );
         assert_eq!(
-            AmbientFingerprint::from_audio(&noise(8_000, 1), 16_000),
+            fingerprint_audio(&noise(8_000, 1), 16_000),
             Err(FingerprintError::AudioTooShort { got_ms: 500 })
         );
         let mut audio = noise(20_000, 1);
         audio[123] = f32::INFINITY;
         assert_eq!(
-            AmbientFingerprint::from_audio(&audio, 16_000),
+            fingerprint_audio(&audio, 16_000),
             Err(FingerprintError::NotFinite { index: 123 })
         );
         assert!(matches!(
-            AmbientFingerprint::from_audio(&vec![0.0; 20_000], 16_000),
+            fingerprint_audio(&vec![0.0; 20_000], 16_000),
             Err(FingerprintError::Silent { .. })
         ));
         assert_eq!(
@@ -357,13 +208,5 @@ mod tests {
             AmbientFingerprint::from_bytes(&[FORMAT_VERSION, 0, 0, 0]),
             Err(FingerprintError::BadLength { len: 4 })
         );
-    }
-
-    #[test]
-    fn uninformative_fingerprints_never_match() {
-        let constant = AmbientFingerprint {
-            frames: vec![0; 100],
-        };
-        assert_eq!(constant.similarity(&constant.clone()), 0.0);
     }
 }

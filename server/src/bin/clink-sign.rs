@@ -9,7 +9,7 @@
 //! if given (write the JSON without spaces: the shell splits the output on them).
 
 use clap::{Parser, Subcommand};
-use clink_core::wire::signing::{self, DeviceKey};
+use clink_protocol::wire::signing::{self, DeviceKey};
 use ring::rand::SystemRandom;
 
 #[derive(Parser)]

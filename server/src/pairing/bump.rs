@@ -33,7 +33,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use clink_core::wire::{
+use clink_protocol::wire::{
     BumpOutcome, BumpReport, BumpReportView, BumpRole, ErrorCode, NotificationKind,
     SubmitBumpRequest, VoidReason,
 };

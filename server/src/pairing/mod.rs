@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use clink_core::wire::{NotificationKind, PairingRequestView, TransferKind, paths};
+use clink_protocol::wire::{NotificationKind, PairingRequestView, TransferKind, paths};
 use sqlx::{AnyConnection, Executor, Row};
 
 use crate::AppState;

@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use clink_core::wire::{
+use clink_protocol::wire::{
     ErrorCode, IssueSoundTokenRequest, PairingRequestView, RedeemSoundTokenRequest,
     SOUND_TOKEN_LEN, SoundTokenIssued, SoundTokenStatus, decode_token, encode_token,
 };

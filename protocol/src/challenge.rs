@@ -4,7 +4,7 @@
 //! When a call connects the server plays a random numeric challenge as DTMF
 //! and the app answers with `OCRA(K, challenge)` as DTMF, where `K` is a key
 //! unique to the install ([`OcraKey`], kept in the
-//! [secret store](crate::secrets)). Clink uses [`CLINK_SUITE`]; the rest of
+//! phone's secret store). Clink uses [`CLINK_SUITE`]; the rest of
 //! RFC 6287 is implemented so the module can be checked against every test
 //! vector in its Appendix C.
 //!

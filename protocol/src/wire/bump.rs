@@ -87,7 +87,7 @@ pub struct BumpReport {
     pub instant_ms: Millis,
     pub impulse: ImpulseFeatures,
     /// The ambient sound around the knock, see
-    /// `clink_core::bump::AmbientFingerprint::to_bytes`. Base64 (standard
+    /// [`AmbientFingerprint::to_bytes`](crate::fingerprint::AmbientFingerprint::to_bytes). Base64 (standard
     /// alphabet, padded) in JSON.
     #[serde(with = "base64_bytes")]
     pub fingerprint: Vec<u8>,

@@ -51,7 +51,7 @@
 //! Errors name the 0-based character index in the input where the problem is.
 //!
 //! ```
-//! use clink_core::dialstring::{parse, DialCommand, DialError, DialForm};
+//! use clink_protocol::dialstring::{parse, DialCommand, DialError, DialForm};
 //!
 //! let typed = parse("111-090-1111-1111*800").unwrap();
 //! assert_eq!(typed.form, DialForm::Seed);

@@ -54,7 +54,7 @@ pub struct GatewayCallRequest {
     /// digits); trusted as caller ID is.
     pub caller: String,
     /// The digits the caller dialed after the service number: a dial string
-    /// (see `clink_core::dialstring`).
+    /// (see `clink_protocol::dialstring`).
     pub dialed: String,
 }
 

@@ -1,0 +1,15 @@
+//! What a Clink phone and the Clink server share.
+//!
+//! The wire format (requests, responses, error codes, paths), request
+//! signing, the rules for names and memos, phone numbers, dial strings with
+//! their Damm check digit, OCRA challenge-response, and the bump fingerprint's
+//! format and comparison. Both sides compile these same definitions, so they
+//! cannot drift. Everything here is pure: no I/O, no clock, no randomness it
+//! was not handed.
+
+pub mod challenge;
+pub mod damm;
+pub mod dialstring;
+pub mod fingerprint;
+pub mod phone;
+pub mod wire;

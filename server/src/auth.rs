@@ -18,12 +18,6 @@ use crate::config::BearerToken;
 use crate::error::{AppError, AppResult};
 use crate::{AppState, now_ms};
 
-/// Largest request body the API accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Largest `POST /v1/sync` body: up to 500 signed items of a few hundred bytes.
-pub const MAX_SYNC_BODY_BYTES: usize = 1024 * 1024;
-
 /// A request whose signature and timestamp are good; its key may not yet
 /// belong to a user (registration's second step).
 pub struct Signed {

@@ -29,11 +29,11 @@ use clink_protocol::phone::PhoneNumber;
 use clink_protocol::wire::*;
 use sqlx::{AnyConnection, Executor, Row};
 
-use crate::api::{json_body, new_transfer_id, parse_phone, respond, user_by_phone};
 use crate::auth::check_bearer;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse, outcome};
+use crate::request::{json_body, new_transfer_id, parse_phone, respond, user_by_phone};
 use crate::second_factor::{self, new_challenge};
 use crate::secrets::random_hex;
 use crate::{AppState, now_ms};

@@ -35,9 +35,12 @@ use clink_protocol::wire::ErrorCode;
 use clink_protocol::wire::paths;
 use http_body_util::BodyExt;
 
-use crate::auth::{MAX_BODY_BYTES, MAX_SYNC_BODY_BYTES};
 use crate::error::AppError;
 
+/// Largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `POST /v1/sync` body: up to 500 signed items of a few hundred bytes.
+pub const MAX_SYNC_BODY_BYTES: usize = 1024 * 1024;
 /// Longest path and query read.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Largest header section: the names and values of all fields, with their

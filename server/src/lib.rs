@@ -1,14 +1,19 @@
 //! Clink's server: the ledger every payment ends in.
 //!
-//! Requests arrive through `api` (routes and handlers), are authenticated by
-//! `auth` (device signatures and nonces), and change the database only through
-//! the `writer` (group commit), running the money rules in `ledger`.
-//! `http_serve`, `http_limits` and `http_errors` sit in front of `api`: the
+//! Requests arrive through `routes` (every path and its handler; handlers in a
+//! module per resource: `accounts`, `transfers`, `claims`, `inbox`, `sync`,
+//! `pairing`, `second_factor`, `gateway`, `operator`, `status`), are
+//! authenticated by `auth` (device signatures and nonces), and change the
+//! database only through the `writer` (group commit): a signed write is one
+//! job that records the nonce, then does its work (`request::write_signed`);
+//! money moves by the rules in `ledger`, through the flow in `money`.
+//! `http_serve`, `http_limits` and `http_errors` sit in front of `routes`: the
 //! connection loop, the limits every request meets, and the one shape of
 //! every refusal.
 
-pub mod api;
+pub mod accounts;
 pub mod auth;
+pub mod claims;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -16,15 +21,21 @@ pub mod gateway;
 pub mod http_errors;
 pub mod http_limits;
 pub mod http_serve;
+pub mod inbox;
 pub mod ledger;
 pub mod matching;
+pub mod money;
 pub mod operator;
 pub mod otp;
 pub mod pairing;
+pub mod request;
+pub mod routes;
 pub mod second_factor;
 pub mod secrets;
+pub mod status;
 pub mod sweeper;
 pub mod sync;
+pub mod transfers;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -132,7 +143,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
     });
     sweeper::spawn(state.clone());
     pairing::bump::spawn_decider(state.clone());
-    let app = api::router(state.clone());
+    let app = routes::router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(http_serve::serve(listener, app, async {
         let _ = stop.await;

@@ -27,10 +27,10 @@ use axum::routing::post;
 use clink_protocol::wire::*;
 use sqlx::{AnyConnection, Row};
 
-use crate::api::{counterpart_by_phone, json_body, new_transfer_id, parse_phone, respond};
 use crate::auth::check_bearer;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, Failure, NewTransfer, StoredResponse};
+use crate::request::{counterpart_by_phone, json_body, new_transfer_id, parse_phone, respond};
 use crate::writer::Outcome;
 use crate::{AppState, now_ms};
 

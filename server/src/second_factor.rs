@@ -32,6 +32,7 @@ use zeroize::Zeroize;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, Failure, outcome};
+use crate::request::write_signed;
 use crate::secrets::{ServerSecret, random_hex};
 use crate::{AppState, now_ms};
 
@@ -136,17 +137,13 @@ async fn register_key(State(state): State<Arc<AppState>>, caller: Caller) -> App
     ledger::check_pin_format(&req.pin)?;
     let device = caller.signed.public_key.clone();
     let sealed = seal(&state.secret, &state.rng, &device, &key)?;
-    let st = state.clone();
-    let registered = state
-        .writer
-        .run(move |conn| {
+    let registered = write_signed(&state, caller.signed, move |st, conn| {
             Box::pin(async move {
                 outcome(
                     async {
-                        caller.signed.record_nonce(conn).await?;
                         let now = now_ms();
                         let account = caller.account_id;
-                        ledger::verify_pin(&st, conn, account, &req.pin, now).await?;
+                        ledger::verify_pin(st, conn, account, &req.pin, now).await?;
                         sqlx::query(
                             "INSERT INTO ocra_keys (public_key, account_id, sealed_key, created_at) VALUES ($1, $2, $3, $4)
                              ON CONFLICT (public_key) DO UPDATE SET sealed_key = excluded.sealed_key, created_at = excluded.created_at",
@@ -187,22 +184,20 @@ async fn issue_challenge(
     let digits = new_challenge(&state.rng)?;
     let id = format!("ch_{}", random_hex(&state.rng, 16));
     let ttl_ms = state.config.challenge_ttl().as_millis() as i64;
-    let issued = state
-        .writer
-        .run(move |conn| {
+    let device = caller.signed.public_key.clone();
+    let issued = write_signed(&state, caller.signed, move |_st, conn| {
             Box::pin(async move {
                 outcome(
                     async {
-                        caller.signed.record_nonce(conn).await?;
                         let now = now_ms();
                         ledger::check_not_locked(conn, caller.account_id, now).await?;
-                        require_key_registered(conn, &caller.signed.public_key).await?;
+                        require_key_registered(conn, &device).await?;
                         let expires_at = now + ttl_ms;
                         sqlx::query(
                             "INSERT INTO challenges (id, public_key, challenge, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
                         )
                         .bind(&id)
-                        .bind(&caller.signed.public_key)
+                        .bind(&device)
                         .bind(&digits)
                         .bind(now)
                         .bind(expires_at)

@@ -6,8 +6,8 @@
 //! requests (items may have been drafted offline hours ago); an age limit
 //! below the idempotency retention keeps a replayed item from ever running
 //! twice. Items then go through exactly the money rules of
-//! `POST /v1/transfers/send` and `POST /v1/claims` (`api::prepare_*`,
-//! `api::money_job`), one writer job each, all queued at once so they share
+//! `POST /v1/transfers/send` and `POST /v1/claims` (`money::prepare_*`,
+//! `money::money_job`), one writer job each, all queued at once so they share
 //! group commits. A refused item is reported and the others go on.
 
 use std::future::Future;
@@ -20,11 +20,12 @@ use axum::extract::State;
 use clink_protocol::wire::signing::{self, MAX_CLOCK_SKEW_MS};
 use clink_protocol::wire::*;
 
-use crate::api::{self, Counterparts, PreparedMoney};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, StoredResponse};
+use crate::money::{self, Counterparts, PreparedMoney};
 use crate::{AppState, now_ms};
+use crate::{inbox, request};
 
 // A replayed item must always meet its stored result.
 const _: () = assert!(
@@ -59,7 +60,7 @@ pub async fn sync(
     let public_key = signing::decode_public_key(&caller.signed.public_key)
         .map_err(|e| AppError::new(ErrorCode::Unauthenticated, e.to_string()))?;
     // The request's own nonce first: a replayed sync request is refused whole.
-    api::consume_nonce(&state, caller.signed).await?;
+    request::consume_nonce(&state, caller.signed).await?;
 
     let now = now_ms();
     let mut counterparts = Counterparts::new();
@@ -95,7 +96,7 @@ pub async fn sync(
                 .writer
                 .run(move |conn| {
                     Box::pin(async move {
-                        api::money_job(&st, conn, account, &prepared.req, prepared.post).await
+                        money::money_job(&st, conn, account, &prepared.req, prepared.post).await
                     })
                 })
                 .await
@@ -114,7 +115,7 @@ pub async fn sync(
             },
         })
         .collect();
-    let inbox = api::read_inbox(&state, account, request.inbox_after).await?;
+    let inbox = inbox::read_inbox(&state, account, request.inbox_after).await?;
     let balance = ledger::balance(&state.db.pool, account).await?;
     Ok(Json(SyncResponse {
         results,
@@ -188,9 +189,9 @@ async fn prepare(
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,
                 public_key,
             );
-            api::prepare_send(state, account, &device, b, counterparts).await
+            money::prepare_send(state, account, &device, b, counterparts).await
         }
-        ItemBody::Claim(b) => api::prepare_claim(state, account, b, counterparts).await,
+        ItemBody::Claim(b) => money::prepare_claim(state, account, b, counterparts).await,
     }
     .map_err(fail)?;
     debug_assert_eq!(prepared.req.key(), key);

@@ -244,7 +244,7 @@ async fn oversize_heads_are_431_or_414_json_and_the_connection_goes_on() {
 async fn oversize_bodies_are_413_json_and_the_connection_survives_a_small_excess() {
     let ts = server().await;
     let mut conn = Conn::open(ts.server.addr).await;
-    let limit = clink_server::auth::MAX_BODY_BYTES;
+    let limit = clink_server::http_limits::MAX_BODY_BYTES;
 
     // One byte over, all sent: read to its end, refused, connection kept.
     let body = vec![b' '; limit + 1];

@@ -41,12 +41,12 @@ use serde::Deserialize;
 use sqlx::{AnyConnection, Executor, Row};
 
 use super::{Method, PairedRequest};
-use crate::api::consume_nonce;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
 use crate::ledger::{self, outcome};
 use crate::matching::{self, MatcherConfig, Pending, SubmitError};
+use crate::request::{consume_nonce, write_signed};
 use crate::secrets::random_hex;
 use crate::writer::Outcome;
 use crate::{AppState, now_ms};
@@ -109,22 +109,19 @@ pub async fn submit(State(state): State<Arc<AppState>>, caller: Caller) -> AppRe
     }
     req.memo = ledger::check_memo(&req.memo)?;
     let public_id = format!("b_{}", random_hex(&state.rng, 16));
-    let view = state
-        .writer
-        .run(move |conn| {
-            Box::pin(async move {
-                outcome(
-                    async {
-                        caller.signed.record_nonce(conn).await?;
-                        let now = now_ms();
-                        submit_job(conn, caller.account_id, &public_id, &req, now).await?;
-                        Ok(read_view(&mut *conn, &public_id, caller.account_id).await?)
-                    }
-                    .await,
-                )
-            })
+    let view = write_signed(&state, caller.signed, move |_st, conn| {
+        Box::pin(async move {
+            outcome(
+                async {
+                    let now = now_ms();
+                    submit_job(conn, caller.account_id, &public_id, &req, now).await?;
+                    Ok(read_view(&mut *conn, &public_id, caller.account_id).await?)
+                }
+                .await,
+            )
         })
-        .await?;
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -24,9 +24,9 @@ use clink_protocol::wire::{NotificationKind, PairingRequestView, TransferKind, p
 use sqlx::{AnyConnection, Executor, Row};
 
 use crate::AppState;
-use crate::api::new_transfer_id;
 use crate::error::AppResult;
 use crate::ledger::{self, NewTransfer};
+use crate::request::new_transfer_id;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()

@@ -27,11 +27,11 @@ use sqlx::{AnyConnection, Row};
 use subtle::ConstantTimeEq;
 
 use super::{Method, PairedRequest};
-use crate::api::consume_nonce;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
 use crate::ledger::{self, Failure, outcome};
+use crate::request::{consume_nonce, write_signed};
 use crate::secrets::ServerSecret;
 use crate::{AppState, now_ms};
 
@@ -118,21 +118,14 @@ pub async fn issue(State(state): State<Arc<AppState>>, caller: Caller) -> AppRes
     let mut req: IssueSoundTokenRequest = caller.signed.json()?;
     ledger::check_amount(req.amount, state.config.max_amount)?;
     req.memo = ledger::check_memo(&req.memo)?;
-    let st = state.clone();
-    let issued = state
-        .writer
-        .run(move |conn| {
-            Box::pin(async move {
-                outcome(
-                    async {
-                        caller.signed.record_nonce(conn).await?;
-                        Ok(issue_job(&st, conn, caller.account_id, &req, now_ms()).await?)
-                    }
-                    .await,
-                )
-            })
+    let issued = write_signed(&state, caller.signed, move |st, conn| {
+        Box::pin(async move {
+            outcome(
+                async { Ok(issue_job(st, conn, caller.account_id, &req, now_ms()).await?) }.await,
+            )
         })
-        .await?;
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
@@ -190,21 +183,11 @@ pub async fn redeem(State(state): State<Arc<AppState>>, caller: Caller) -> AppRe
     if opened.expires_at_ms <= now_ms() {
         return Err(expired());
     }
-    let st = state.clone();
-    let (status, view) = state
-        .writer
-        .run(move |conn| {
-            Box::pin(async move {
-                outcome(
-                    async {
-                        caller.signed.record_nonce(conn).await?;
-                        redeem_job(&st, conn, caller.account_id, &opened, now_ms()).await
-                    }
-                    .await,
-                )
-            })
-        })
-        .await?;
+    let payer = caller.account_id;
+    let (status, view) = write_signed(&state, caller.signed, move |st, conn| {
+        Box::pin(async move { outcome(redeem_job(st, conn, payer, &opened, now_ms()).await) })
+    })
+    .await?;
     Ok((status, Json(view)).into_response())
 }
 

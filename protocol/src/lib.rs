@@ -3,7 +3,7 @@
 //! The wire format (requests, responses, error codes, paths), request
 //! signing, the rules for names and memos, phone numbers, dial strings with
 //! their Damm check digit, OCRA challenge-response, and the bump fingerprint's
-//! format and comparison. Both sides compile these same definitions, so they
+//! format and comparison, and the rules that pair two bump reports. Both sides compile these same definitions, so they
 //! cannot drift. Everything here is pure: no I/O, no clock, no randomness it
 //! was not handed.
 
@@ -11,5 +11,6 @@ pub mod challenge;
 pub mod damm;
 pub mod dialstring;
 pub mod fingerprint;
+pub mod matching;
 pub mod phone;
 pub mod wire;

@@ -23,7 +23,9 @@ pub mod http_limits;
 pub mod http_serve;
 pub mod inbox;
 pub mod ledger;
-pub mod matching;
+/// The bump matching rules live in the protocol crate (pure, shared with the
+/// phone's tools); re-exported under their old name.
+pub use clink_protocol::matching;
 pub mod money;
 pub mod operator;
 pub mod otp;

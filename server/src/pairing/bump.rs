@@ -45,11 +45,11 @@ use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
 use crate::ledger::{self, outcome};
-use crate::matching::{self, MatcherConfig, Pending, SubmitError};
 use crate::request::{consume_nonce, write_signed};
 use crate::secrets::random_hex;
 use crate::writer::Outcome;
 use crate::{AppState, now_ms};
+use clink_protocol::matching::{self, MatcherConfig, Pending, SubmitError};
 
 /// How often each instance looks for reports due for a decision.
 pub const TICK: Duration = Duration::from_millis(200);

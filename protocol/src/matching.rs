@@ -34,9 +34,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use clink_protocol::fingerprint::SAME_ROOM_THRESHOLD;
-use clink_protocol::fingerprint::{AmbientFingerprint, FingerprintError};
-use clink_protocol::wire::{Amount, BumpReport, BumpRole, CoarseLocation, ImpulseFeatures, Millis};
+use crate::fingerprint::SAME_ROOM_THRESHOLD;
+use crate::fingerprint::{AmbientFingerprint, FingerprintError};
+use crate::wire::{Amount, BumpReport, BumpRole, CoarseLocation, ImpulseFeatures, Millis};
 
 /// The server's name for a report (e.g. a row id); unique among pending
 /// reports.

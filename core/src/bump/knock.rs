@@ -26,6 +26,16 @@
 //!
 //! A knock is reported [`REPORT_DELAY_MS`] after it happened, once the
 //! motion after it has been seen.
+//!
+//! **Faint knocks.** Phones deliver 50–100 Hz (every iPhone caps at 100 Hz)
+//! and their sensors low-pass a 5–30 ms pulse, so a real knock can read a
+//! fraction of its true peak, near walking's. A detector that listens with
+//! the microphone too ([`KnockDetector::with_faint_candidates`]) also reports
+//! peaks that pass only lower bars ([`FAINT_MIN_PEAK_MPS2`],
+//! [`FAINT_MIN_PEAK_TO_MOTION`]; the shape and set-down checks are the same),
+//! marked [`KnockEvent::faint`]: the accelerometer only confirms them, and
+//! the caller reports one only when the microphone heard the knock's own
+//! click at that moment (see [`click`](super::click)).
 
 use std::collections::VecDeque;
 
@@ -46,8 +56,16 @@ pub const MIN_PEAK_MPS2: f32 = 12.0;
 pub const FULL_PEAK_INTERVAL_MS: f64 = 10.0;
 /// How many times the RMS of the surrounding motion the peak must be.
 pub const MIN_PEAK_TO_MOTION: f32 = 4.0;
+/// The lower bars of a faint knock, to be confirmed by its sound: a knock
+/// read through a 50 Hz sensor's filter measures 3–9 m/s², walking's
+/// detail stays near 1–2 m/s² RMS.
+pub const FAINT_MIN_PEAK_MPS2: f32 = 2.5;
+pub const FAINT_MIN_PEAK_TO_MOTION: f32 = 1.5;
 /// The peak must be the strongest sample within this span on either side.
 pub const ISOLATION_MS: f64 = 250.0;
+/// A faint knock need only be the strongest within this span: a walking
+/// step near it may read stronger than a knock through a slow sensor.
+pub const FAINT_ISOLATION_MS: f64 = 100.0;
 /// Motion before the knock is measured from `.0` to `.1` ms before the peak.
 const MOTION_BEFORE_MS: (f64, f64) = (500.0, 40.0);
 /// Motion after the knock, from `.0` to `.1` ms after the peak; the pulse
@@ -58,6 +76,8 @@ pub const MAX_WIDTH_MS: f64 = 30.0;
 /// At low rates a pulse is smeared over the sensor's filter: allow this many
 /// sample intervals instead when that is more.
 const MAX_WIDTH_SAMPLE_INTERVALS: f64 = 2.0;
+/// A faint knock's width (see [`faint_shape`]) in sample intervals.
+const FAINT_MAX_WIDTH_SAMPLE_INTERVALS: f64 = 3.5;
 /// "Still" after a set-down: the raw acceleration varies by less than this
 /// (RMS), m/s²...
 const STILL_MPS2: f32 = 0.15;
@@ -105,6 +125,10 @@ pub struct KnockEvent {
     pub impulse: ImpulseFeatures,
     /// RMS of the motion around the knock (gravity removed), m/s².
     pub motion_rms_mps2: f32,
+    /// Passed only the faint knock's lower bars: report it only if the
+    /// microphone heard the knock (see the module docs). Always `false`
+    /// unless the detector was made [`KnockDetector::with_faint_candidates`].
+    pub faint: bool,
 }
 
 /// Samples the detector cannot use. Nothing of the offending `push` was
@@ -139,6 +163,8 @@ pub struct KnockDetector {
     history: VecDeque<Processed>,
     /// Index in `history` of the first sample not yet judged as a peak.
     next_candidate: usize,
+    /// Also report faint knocks, for the caller to confirm by sound.
+    faint_candidates: bool,
 }
 
 impl KnockDetector {
@@ -150,6 +176,17 @@ impl KnockDetector {
             gravity: None,
             history: VecDeque::new(),
             next_candidate: 0,
+            faint_candidates: false,
+        }
+    }
+
+    /// A detector for a caller that also hears the microphone: it reports
+    /// faint knocks too, marked [`KnockEvent::faint`], which the caller
+    /// reports only when it heard the knock's click at that moment.
+    pub fn with_faint_candidates(clock_offset_ms: i64) -> Self {
+        KnockDetector {
+            faint_candidates: true,
+            ..KnockDetector::new(clock_offset_ms)
         }
     }
 
@@ -256,16 +293,24 @@ impl KnockDetector {
         let peak = h[i];
         let interval_ms = local_interval_ms(h, i);
         let min_peak = MIN_PEAK_MPS2 * (FULL_PEAK_INTERVAL_MS / interval_ms).min(1.0) as f32;
-        if peak.magnitude < min_peak {
+        let lowest_peak = if self.faint_candidates {
+            FAINT_MIN_PEAK_MPS2.min(min_peak)
+        } else {
+            min_peak
+        };
+        if peak.magnitude < lowest_peak {
             return None;
         }
         // The strongest sample around (ties go to the earliest).
-        let isolated = h.iter().enumerate().all(|(j, p)| {
-            (p.t_ms - peak.t_ms).abs() > ISOLATION_MS
-                || (j < i && p.magnitude < peak.magnitude)
-                || (j >= i && p.magnitude <= peak.magnitude)
-        });
-        if !isolated {
+        let isolated_within = |span_ms: f64| {
+            h.iter().enumerate().all(|(j, p)| {
+                (p.t_ms - peak.t_ms).abs() > span_ms
+                    || (j < i && p.magnitude < peak.magnitude)
+                    || (j >= i && p.magnitude <= peak.magnitude)
+            })
+        };
+        let isolated = isolated_within(ISOLATION_MS);
+        if !isolated && !(self.faint_candidates && isolated_within(FAINT_ISOLATION_MS)) {
             return None;
         }
         let span = |from_ms: f64, to_ms: f64| {
@@ -279,15 +324,16 @@ impl KnockDetector {
         let before = rms(span(-MOTION_BEFORE_MS.0, -MOTION_BEFORE_MS.1).map(|j| detail(h, j)))?;
         let after = rms(span(MOTION_AFTER_MS.0, MOTION_AFTER_MS.1).map(|j| detail(h, j)))?;
         let motion = before.max(after);
-        if peak_detail < MIN_PEAK_TO_MOTION * motion {
-            return None;
-        }
 
         let half = 0.5 * peak.magnitude;
         let half_start = crossing_before(h, i, half)?;
         let half_end = crossing_after(h, i, half)?;
         let duration_ms = half_end - half_start;
-        if duration_ms > MAX_WIDTH_MS.max(MAX_WIDTH_SAMPLE_INTERVALS * interval_ms) {
+        let clear = isolated
+            && peak.magnitude >= min_peak
+            && peak_detail >= MIN_PEAK_TO_MOTION * motion
+            && duration_ms <= MAX_WIDTH_MS.max(MAX_WIDTH_SAMPLE_INTERVALS * interval_ms);
+        if !clear && !(self.faint_candidates && faint_shape(h, i, motion, interval_ms)) {
             return None;
         }
 
@@ -337,7 +383,27 @@ impl KnockDetector {
                 direction,
             },
             motion_rms_mps2: motion,
+            faint: !clear,
         })
+    }
+}
+
+/// The lower bars of a faint knock at sample `i` (see the module docs): its
+/// detail stands [`FAINT_MIN_PEAK_TO_MOTION`] times above the surrounding
+/// motion, and its width is measured halfway between that motion and the
+/// peak (walking keeps the magnitude itself high around a weak pulse), at
+/// most [`FAINT_MAX_WIDTH_SAMPLE_INTERVALS`] intervals: a slow sensor's
+/// filter smears a few-ms pulse over two or three of them.
+fn faint_shape(h: &VecDeque<Processed>, i: usize, motion: f32, interval_ms: f64) -> bool {
+    if detail(h, i) < FAINT_MIN_PEAK_TO_MOTION * motion {
+        return false;
+    }
+    let level = motion + 0.5 * (h[i].magnitude - motion);
+    match (crossing_before(h, i, level), crossing_after(h, i, level)) {
+        (Some(start), Some(end)) => {
+            end - start <= MAX_WIDTH_MS.max(FAINT_MAX_WIDTH_SAMPLE_INTERVALS * interval_ms)
+        }
+        _ => false,
     }
 }
 

@@ -17,8 +17,10 @@
 //!
 //! Everything here is pure: samples in, values out.
 
+pub mod click;
 pub mod fingerprint;
 pub mod knock;
 
+pub use click::{Click, find_click};
 pub use fingerprint::{AmbientFingerprint, FingerprintError, FingerprintExtractor};
 pub use knock::{AccelSample, KnockDetector, KnockError, KnockEvent, detect_knocks};

@@ -20,7 +20,9 @@ use tokio::sync::Notify;
 use super::pairing::{Decision, is_expired, is_withdrawn, wait_for_decision};
 use super::{Wallet, WalletError, invalid, lock};
 use crate::bump::fingerprint::{AUDIO_AFTER_KNOCK_MS, AUDIO_BEFORE_KNOCK_MS};
-use crate::bump::{AccelSample, FingerprintError, FingerprintExtractor, KnockDetector, KnockEvent};
+use crate::bump::{
+    AccelSample, FingerprintError, FingerprintExtractor, KnockDetector, KnockEvent, find_click,
+};
 use crate::wire::*;
 
 /// Microphone audio kept while listening: the fingerprint's window plus the
@@ -141,7 +143,8 @@ struct Inner {
     detector: KnockDetector,
     audio: AudioWindow,
     extractor: FingerprintExtractor,
-    knock: Option<KnockEvent>,
+    /// Knocks felt and not yet judged against the audio, oldest first.
+    knocks: VecDeque<KnockEvent>,
     report: Option<BumpReport>,
     request_id: Option<String>,
 }
@@ -175,14 +178,16 @@ impl BumpPayment {
             memo: memo.to_string(),
             inner: Mutex::new(Inner {
                 state: BumpPaymentState::Listening,
-                detector: KnockDetector::new(clock_offset_ms),
+                // The flow hears the microphone too: faint knocks from slow
+                // sensors count once their click is heard.
+                detector: KnockDetector::with_faint_candidates(clock_offset_ms),
                 audio: AudioWindow {
                     rate_hz: audio_sample_rate_hz,
                     samples: VecDeque::new(),
                     end_ms: 0.0,
                 },
                 extractor,
-                knock: None,
+                knocks: VecDeque::new(),
                 report: None,
                 request_id: None,
             }),
@@ -205,19 +210,17 @@ impl BumpPayment {
     }
 
     /// Accelerometer samples, in time order (phone clock). Ignored once a
-    /// knock was found.
+    /// knock was reported.
     pub fn push_accel(&self, samples: &[AccelSample]) -> Result<BumpPaymentState, WalletError> {
         let mut inner = lock(&self.inner);
-        if inner.state != BumpPaymentState::Listening || inner.knock.is_some() {
+        if inner.state != BumpPaymentState::Listening {
             return Ok(inner.state.clone());
         }
         let knocks = inner
             .detector
             .push(samples)
             .map_err(|e| invalid("accelerometer samples", e.to_string()))?;
-        if let Some(knock) = knocks.last() {
-            inner.knock = Some(*knock);
-        }
+        inner.knocks.extend(knocks);
         Ok(self.try_report(&mut inner))
     }
 
@@ -240,26 +243,48 @@ impl BumpPayment {
     }
 
     /// Once a knock is known and the audio around it is in, fingerprints it
-    /// and builds the report.
+    /// and builds the report. A faint knock counts only if the audio holds
+    /// its click; otherwise it is dropped and the next one judged.
     fn try_report(&self, inner: &mut Inner) -> BumpPaymentState {
-        let Some(knock) = inner.knock else {
-            return inner.state.clone();
+        let (knock, audio) = loop {
+            let Some(&knock) = inner.knocks.front() else {
+                return inner.state.clone();
+            };
+            let at = knock.device_instant_ms;
+            let clip = inner.audio.clip(
+                at - f64::from(AUDIO_BEFORE_KNOCK_MS),
+                at + f64::from(AUDIO_AFTER_KNOCK_MS),
+            );
+            match clip {
+                Clip::Wait => return inner.state.clone(),
+                Clip::Ready(audio)
+                    if knock.faint
+                        && find_click(
+                            &audio,
+                            inner.audio.rate_hz,
+                            f64::from(AUDIO_BEFORE_KNOCK_MS),
+                        )
+                        .is_none() =>
+                {
+                    inner.knocks.pop_front();
+                }
+                Clip::Missing if knock.faint => {
+                    inner.knocks.pop_front();
+                }
+                Clip::Ready(audio) => break (knock, Some(audio)),
+                Clip::Missing => break (knock, None),
+            }
         };
-        let at = knock.device_instant_ms;
-        let clip = inner.audio.clip(
-            at - f64::from(AUDIO_BEFORE_KNOCK_MS),
-            at + f64::from(AUDIO_AFTER_KNOCK_MS),
-        );
-        let audio = match clip {
-            Clip::Wait => return inner.state.clone(),
-            Clip::Missing => {
+        inner.knocks.clear();
+        let audio = match audio {
+            None => {
                 inner.state = BumpPaymentState::BumpAgain {
                     reason: "the microphone was not listening before the knock".into(),
                 };
                 self.changed.notify_one();
                 return inner.state.clone();
             }
-            Clip::Ready(audio) => audio,
+            Some(audio) => audio,
         };
         inner.state = match inner.extractor.fingerprint(&audio) {
             Ok(fingerprint) => {

@@ -136,7 +136,9 @@ impl DtmfDetector {
         check_sample_rate(sample_rate_hz)?;
         let hop_len = (HOP_MS * sample_rate_hz as f64 / 1000.0).round() as usize;
         let hop_ms = hop_len as f64 * 1000.0 / sample_rate_hz as f64;
+        let bank = FilterBank::new(sample_rate_hz, hop_len, FRAME_HOPS);
         let settings = Settings {
+            noise_scale: 1.0 / bank.white_noise_fraction(),
             sample_rate_hz,
             hop_len,
             frame_len: hop_len * FRAME_HOPS,
@@ -146,7 +148,7 @@ impl DtmfDetector {
             min_amplitude: 10f64.powf(MIN_TONE_LEVEL_DBFS / 20.0),
         };
         Ok(DtmfDetector {
-            bank: FilterBank::new(sample_rate_hz, hop_len, FRAME_HOPS),
+            bank,
             tracker: Tracker {
                 spectrum: BandSpectrum::new(settings.frame_len, sample_rate_hz),
                 settings,
@@ -251,6 +253,10 @@ pub(crate) enum Rejection {
 }
 
 struct Settings {
+    /// Turns the frame energy not explained by the tones (measured in the
+    /// telephone band) into the energy of one bin if it were white noise
+    /// across that band.
+    noise_scale: f64,
     sample_rate_hz: u32,
     hop_len: usize,
     frame_len: usize,
@@ -378,8 +384,10 @@ impl Settings {
         let (low, high) = (energy[row], energy[4 + column]);
         let n = self.frame_len as f64;
         // A tone of amplitude A puts A^2 n / 2 into the frame energy and
-        // (A n / 2)^2 into its bin, i.e. 2 / n of its bin energy.
-        let residual = (frame.energy - 2.0 * (low + high) / n)
+        // (A n / 2)^2 into its bin, i.e. 2 / n of its bin energy. The frame
+        // energy covers the telephone band (0-4 kHz); white noise there
+        // would put `noise_scale` times its share into every bin.
+        let residual = ((frame.energy - 2.0 * (low + high) / n) * self.noise_scale)
             .max(frame.energy * 1e-9)
             .max(1e-30);
         let strength = (low * high).sqrt();

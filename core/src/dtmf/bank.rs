@@ -9,6 +9,14 @@
 //! advances from frame to frame: the detector reads the frequency error from
 //! that advance. Working on whole hops also makes results independent of
 //! how the caller chunks the stream.
+//!
+//! The frame energy (from which the detector estimates the noise in a bin)
+//! is measured in the telephone band, 0-4 kHz: at higher rates the samples
+//! pass a low-pass filter first, and the bank reports how much of a white
+//! noise's energy that filter keeps. Noise confined to the telephone band
+//! (8 kHz audio upsampled) is then not taken as spread over the whole band,
+//! which would underestimate the noise in each bin by the rate's ratio to
+//! 8 kHz.
 
 use super::{HIGH_GROUP_HZ, LOW_GROUP_HZ};
 use num_complex::Complex64;
@@ -38,7 +46,8 @@ pub(crate) struct Frame {
     /// Unnormalised DFT values: a tone of amplitude A exactly on a bin gives
     /// |X| = A * frame_len / 2.
     pub bins: [Complex64; BINS],
-    /// Sum of squared samples over the frame.
+    /// Sum of squared samples over the frame, in the telephone band (see
+    /// `FilterBank::white_noise_fraction`).
     pub energy: f64,
 }
 
@@ -70,6 +79,70 @@ pub(crate) struct FilterBank {
     hops_until_resync: u64,
     hops_done: u64,
     recent: VecDeque<HopSums>,
+    /// Low-pass filter of the energy measurement, above 8 kHz.
+    band: Option<TelephoneBand>,
+}
+
+/// Top of the telephone band, where the energy measurement stops.
+const TELEPHONE_BAND_HZ: f64 = 4_000.0;
+
+/// Fourth-order Butterworth low-pass at `TELEPHONE_BAND_HZ` (two biquads,
+/// bilinear transform), for the energy measurement only: the DTMF tones
+/// (1633 Hz at most) pass it within 0.01 dB.
+#[derive(Clone)]
+struct TelephoneBand {
+    /// Per section: b0, b1, b2, a1, a2 (a0 = 1).
+    coefficients: [[f64; 5]; 2],
+    /// Per section: transposed direct form II state.
+    state: [[f64; 2]; 2],
+}
+
+impl TelephoneBand {
+    fn new(sample_rate_hz: u32) -> TelephoneBand {
+        let w0 = TAU * TELEPHONE_BAND_HZ / sample_rate_hz as f64;
+        // The two pole pairs of a fourth-order Butterworth filter.
+        let section = |q: f64| {
+            let alpha = w0.sin() / (2.0 * q);
+            let cos = w0.cos();
+            let a0 = 1.0 + alpha;
+            let b = (1.0 - cos) / 2.0;
+            [
+                b / a0,
+                2.0 * b / a0,
+                b / a0,
+                -2.0 * cos / a0,
+                (1.0 - alpha) / a0,
+            ]
+        };
+        let q = |k: f64| 1.0 / (2.0 * (std::f64::consts::PI * (2.0 * k - 1.0) / 8.0).sin());
+        TelephoneBand {
+            coefficients: [section(q(1.0)), section(q(2.0))],
+            state: [[0.0; 2]; 2],
+        }
+    }
+
+    fn step(&mut self, x: f64) -> f64 {
+        let mut y = x;
+        for (c, s) in self.coefficients.iter().zip(self.state.iter_mut()) {
+            let input = y;
+            y = c[0] * input + s[0];
+            s[0] = c[1] * input - c[3] * y + s[1];
+            s[1] = c[2] * input - c[4] * y;
+        }
+        y
+    }
+
+    /// Fraction of a white noise's power the filter keeps: the sum of its
+    /// squared impulse response.
+    fn white_noise_fraction(&self) -> f64 {
+        let mut filter = self.clone();
+        filter.state = [[0.0; 2]; 2];
+        let mut sum = filter.step(1.0).powi(2);
+        for _ in 0..100_000 {
+            sum += filter.step(0.0).powi(2);
+        }
+        sum
+    }
 }
 
 impl FilterBank {
@@ -96,7 +169,18 @@ impl FilterBank {
             hops_until_resync: 0,
             hops_done: 0,
             recent: VecDeque::with_capacity(frame_hops + 1),
+            band: (sample_rate_hz as f64 > 2.0 * TELEPHONE_BAND_HZ)
+                .then(|| TelephoneBand::new(sample_rate_hz)),
         }
+    }
+
+    /// Fraction of a white noise's energy over the whole band (0 to half the
+    /// sample rate) that `Frame::energy` counts: 1 at 8 kHz, about 1/6 at
+    /// 48 kHz.
+    pub fn white_noise_fraction(&self) -> f64 {
+        self.band
+            .as_ref()
+            .map_or(1.0, TelephoneBand::white_noise_fraction)
     }
 
     /// Feeds samples; calls `on_frame` with every frame completed and the
@@ -127,7 +211,10 @@ impl FilterBank {
         self.hops_until_resync -= 1;
         let mut sums = HopSums {
             bins: [Complex64::new(0.0, 0.0); BINS],
-            energy: dot(&self.hop, &self.hop) as f64,
+            energy: match &mut self.band {
+                None => dot(&self.hop, &self.hop) as f64,
+                Some(band) => self.hop.iter().map(|&x| band.step(x as f64).powi(2)).sum(),
+            },
         };
         for k in 0..BINS {
             let mixed = Complex64::new(

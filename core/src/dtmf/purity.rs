@@ -110,6 +110,25 @@ pub(crate) fn tones_stand_out(
         || strongest_other <= noise_peak_over_median * median
 }
 
+/// Power of each tone in `power` (a band spectrum, possibly summed over
+/// frames): everything within its main lobe, less what the noise floor (the
+/// spectrum's median, over ln 2 for the mean) puts there. Unlike one DFT bin,
+/// this does not depend on the other tone's leakage, and a tone whose level
+/// or phase wavers (as through a codec) keeps the power it spread.
+pub(crate) fn tone_powers(spectrum: &BandSpectrum, power: &[f64], tones_hz: [f64; 2]) -> [f64; 2] {
+    let mut sorted = power.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let floor = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0) / std::f64::consts::LN_2;
+    tones_hz.map(|tone| {
+        let (sum, bins) = power
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| (spectrum.frequency_hz(i) - tone).abs() <= spectrum.lobe_hz)
+            .fold((0.0, 0.0), |(sum, bins), (_, &p)| (sum + p, bins + 1.0));
+        (sum - floor * bins).max(sum * 1e-3).max(1e-30)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,3 +433,47 @@ fn hi_hat(at: usize, fs: f64, rng: &mut ChaCha8Rng, mix: &mut [f32]) {
         previous = noise;
     }
 }
+
+/// Band-limited upsampling by an integer `factor`: zero-stuffing, then a
+/// Kaiser-windowed sinc low-pass (beta 8, 64 input samples either side)
+/// cut at 95 % of the input's Nyquist frequency, i.e. 3.8 kHz for 8 kHz
+/// audio; images above it are more than 70 dB down from 4.1 kHz on.
+pub fn upsample(signal: &[f32], factor: usize) -> Vec<f32> {
+    const HALF_TAPS: usize = 64;
+    const CUTOFF: f64 = 0.95;
+    const BETA: f64 = 8.0;
+    // Zeroth-order modified Bessel function, by its series.
+    let bessel_i0 = |x: f64| {
+        let (mut sum, mut term, mut k) = (1.0, 1.0, 1.0);
+        while term > 1e-12 * sum {
+            term *= (x / (2.0 * k)).powi(2);
+            sum += term;
+            k += 1.0;
+        }
+        sum
+    };
+    let half_len = (HALF_TAPS * factor) as f64;
+    // Impulse response at output-sample offsets -half_len..=half_len.
+    let taps: Vec<f64> = (-(HALF_TAPS as isize * factor as isize)..=(HALF_TAPS * factor) as isize)
+        .map(|i| {
+            let t = i as f64 / factor as f64;
+            let x = std::f64::consts::PI * CUTOFF * t;
+            let sinc = if x == 0.0 { 1.0 } else { x.sin() / x };
+            let r = i as f64 / half_len;
+            CUTOFF * sinc * bessel_i0(BETA * (1.0 - r * r).max(0.0).sqrt()) / bessel_i0(BETA)
+        })
+        .collect();
+    let centre = (HALF_TAPS * factor) as isize;
+    (0..signal.len() * factor)
+        .map(|m| {
+            // Input samples k with |m - k factor| <= centre.
+            let first = ((m as isize - centre).max(0) as usize).div_ceil(factor);
+            let last = ((m as isize + centre) as usize / factor).min(signal.len() - 1);
+            (first..=last)
+                .map(|k| {
+                    signal[k] as f64 * taps[(m as isize - (k * factor) as isize + centre) as usize]
+                })
+                .sum::<f64>() as f32
+        })
+        .collect()
+}

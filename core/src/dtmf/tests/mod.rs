@@ -1,6 +1,7 @@
 //! Behavioural tests of the detector: sample rates, streaming, ITU-T Q.24
 //! limits, noise and talk-off.
 
+mod codecs;
 mod noise;
 mod q24;
 mod streaming;

@@ -354,10 +354,9 @@ pub mod profile {
         Handler,
         /// Parsing the request body.
         Parse,
-        /// Recording the request's nonce (one writer job).
-        Nonce,
         /// Each item's body, signature and counterpart; the batch's
-        /// idempotency and PIN look-ups.
+        /// idempotency and PIN look-ups; meanwhile the request's nonce (one
+        /// writer job, queued behind the jobs already waiting).
         Prepare,
         /// The items' writer jobs, up to their durable commit.
         Writer,
@@ -365,10 +364,9 @@ pub mod profile {
         Account,
     }
 
-    pub const PHASES: [Phase; 6] = [
+    pub const PHASES: [Phase; 5] = [
         Phase::Handler,
         Phase::Parse,
-        Phase::Nonce,
         Phase::Prepare,
         Phase::Writer,
         Phase::Account,
@@ -379,8 +377,7 @@ pub mod profile {
             match self {
                 Phase::Handler => "server: sync handler",
                 Phase::Parse => "server: parse body",
-                Phase::Nonce => "server: request nonce",
-                Phase::Prepare => "server: verify + prepare items",
+                Phase::Prepare => "server: nonce | verify + prepare",
                 Phase::Writer => "server: ledger jobs + commit",
                 Phase::Account => "server: inbox + balance",
             }

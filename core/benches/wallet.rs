@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clink_core::secrets::{MemorySecretStore, SecretStore};
-use clink_core::store::Store;
-use clink_core::wallet::{DATABASE_FILE, Wallet};
+use clink_core::store::{OutboxState, Store};
+use clink_core::wallet::{DATABASE_FILE, Wallet, profile};
 use clink_core::wire::{
     CashInRequest, Counterpart, Direction, TransferKind, TransferState, TransferView, paths,
 };
@@ -27,6 +27,13 @@ const PIN: &str = "2468";
 const OPERATOR_TOKEN: &str = "bench-operator-token-0123456789";
 
 fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The median over runs of one phase's total, with its count in that run.
+fn median_phase<P>(runs: &[Vec<(P, Duration, u64)>], phase: usize) -> (Duration, u64) {
+    let mut samples: Vec<(Duration, u64)> = runs.iter().map(|r| (r[phase].1, r[phase].2)).collect();
     samples.sort();
     samples[samples.len() / 2]
 }
@@ -79,6 +86,8 @@ async fn sync_figures() {
     let mut draft_times = Vec::new();
     let mut queue_times = Vec::new();
     let mut sync_times = Vec::new();
+    let mut wallet_phases = Vec::new();
+    let mut server_phases = Vec::new();
     for run in 0..SYNC_RUNS {
         let start = Instant::now();
         let ids: Vec<i64> = (0..SYNC_ITEMS)
@@ -93,12 +102,38 @@ async fn sync_figures() {
         let start = Instant::now();
         alice.queue_drafts(ids, PIN).unwrap();
         queue_times.push(start.elapsed());
+        profile::take();
+        clink_server::sync::profile::take();
         let start = Instant::now();
         let report = alice.sync_now().await.unwrap();
         let took = start.elapsed();
+        wallet_phases.push(profile::take());
+        server_phases.push(clink_server::sync::profile::take());
         assert_eq!(
             report.accepted as usize, SYNC_ITEMS,
             "run {run}: {report:?}"
+        );
+        assert_eq!(alice.balance().unwrap(), report.balance);
+        assert!(
+            alice
+                .outbox()
+                .unwrap()
+                .iter()
+                .all(|item| item.state == OutboxState::Accepted),
+            "run {run}: an item is not accepted in the phone's store"
+        );
+        let history: std::collections::HashSet<String> = alice
+            .history(u32::MAX, None)
+            .unwrap()
+            .into_iter()
+            .map(|view| view.id)
+            .collect();
+        assert!(
+            alice.outbox().unwrap().iter().all(|item| item
+                .transfer_id
+                .as_ref()
+                .is_some_and(|t| history.contains(t))),
+            "run {run}: an accepted item is missing from the phone's history"
         );
         sync_times.push(took);
         println!("  run {run}: sync of {SYNC_ITEMS} items took {took:?}");
@@ -115,6 +150,25 @@ async fn sync_figures() {
         "sync {SYNC_ITEMS} queued items end to end          median {:>10.1?}",
         median(sync_times)
     );
+    println!(
+        "  where the sync's time goes (median per run; the phases marked * add up to the sync, the others overlap them):"
+    );
+    for (i, &(phase, _, _)) in wallet_phases[0].iter().enumerate() {
+        let (took, count) = median_phase(&wallet_phases, i);
+        let mark = if phase.on_the_path() { '*' } else { ' ' };
+        println!(
+            "  {mark} {:<34} {took:>10.1?}  ({count} times)",
+            phase.name()
+        );
+    }
+    for (i, &(phase, _, _)) in server_phases[0].iter().enumerate() {
+        let (took, count) = median_phase(&server_phases, i);
+        let per = took.checked_div(count.max(1) as u32).unwrap_or_default();
+        println!(
+            "    {:<34} {took:>10.1?}  ({count} requests, {per:.1?} each)",
+            phase.name()
+        );
+    }
     server.shutdown().await;
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::challenge::OcraKey;
+use crate::wallet::profile::{self, Phase};
 use crate::wire::signing::{self, DeviceKey};
 use crate::wire::*;
 
@@ -95,6 +96,7 @@ impl ApiClient {
         body: Option<&impl Serialize>,
         signed: bool,
     ) -> Result<T, ClientError> {
+        let encoding = std::time::Instant::now();
         let body = match body {
             Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Decode {
                 status: 0,
@@ -123,6 +125,8 @@ impl ApiClient {
                 .header("content-type", "application/json")
                 .body(body);
         }
+        profile::add(Phase::Encode, encoding.elapsed());
+        let travelling = std::time::Instant::now();
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 ClientError::Unreachable(e.to_string())
@@ -135,10 +139,13 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
+        profile::add(Phase::RoundTrip, travelling.elapsed());
         if (200..300).contains(&status) {
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                status,
-                detail: e.to_string(),
+            profile::time(Phase::Decode, || {
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                    status,
+                    detail: e.to_string(),
+                })
             })
         } else {
             match serde_json::from_slice::<ApiError>(&bytes) {

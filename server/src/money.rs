@@ -227,20 +227,23 @@ pub(crate) struct PreparedMoney {
     pub post: ledger_future::Post,
 }
 
-/// Counterparts already looked up, by the number as the client wrote it.
-pub(crate) type Counterparts = std::collections::HashMap<String, Option<(i64, Counterpart)>>;
+/// Counterparts already looked up (the number parsed, and its account), by
+/// the number as the client wrote it: a sync's items mostly name the same
+/// few, and parsing a number costs more than the rest of an item's checks.
+pub(crate) type Counterparts =
+    std::collections::HashMap<String, (PhoneNumber, Option<(i64, Counterpart)>)>;
 
 async fn lookup_counterpart(
     state: &AppState,
     known: &mut Counterparts,
     input: &str,
 ) -> AppResult<(PhoneNumber, Option<(i64, Counterpart)>)> {
-    let phone = parse_phone(state, input)?;
     if let Some(found) = known.get(input) {
-        return Ok((phone, found.clone()));
+        return Ok(found.clone());
     }
+    let phone = parse_phone(state, input)?;
     let found = counterpart_by_phone(state, &phone).await?;
-    known.insert(input.to_string(), found.clone());
+    known.insert(input.to_string(), (phone.clone(), found.clone()));
     Ok((phone, found))
 }
 

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -46,6 +47,14 @@ pub async fn sync(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> AppResult<Json<SyncResponse>> {
+    let started = Instant::now();
+    let answer = handle(state, caller).await;
+    profile::add(profile::Phase::Handler, started.elapsed());
+    answer
+}
+
+async fn handle(state: Arc<AppState>, caller: Caller) -> AppResult<Json<SyncResponse>> {
+    let mut clock = profile::Clock::start();
     let request: SyncRequest = caller.signed.json()?;
     if request.items.len() > MAX_SYNC_ITEMS {
         return Err(AppError::new(
@@ -59,23 +68,49 @@ pub async fn sync(
     let account = caller.account_id;
     let public_key = signing::decode_public_key(&caller.signed.public_key)
         .map_err(|e| AppError::new(ErrorCode::Unauthenticated, e.to_string()))?;
-    // The request's own nonce first: a replayed sync request is refused whole.
-    request::consume_nonce(&state, caller.signed).await?;
-
-    let now = now_ms();
-    let mut counterparts = Counterparts::new();
-    let mut prepared_items = Vec::with_capacity(request.items.len());
-    for item in &request.items {
-        prepared_items
-            .push(prepare(&state, account, &public_key, item, now, &mut counterparts).await);
-    }
-    // One look-up for the whole batch tells which items are retries.
-    let keys: Vec<&str> = prepared_items
-        .iter()
-        .filter_map(|p| p.as_ref().ok().map(|(key, _)| key.as_str()))
-        .collect();
-    let seen = ledger::keys_seen(&state.db.pool, account, &keys).await?;
-    let mut pins = PinsOfThisSync::load(&state, account).await?;
+    clock.lap(profile::Phase::Parse);
+    // The request's own nonce first: a replayed sync request is refused
+    // whole, before any item reaches the ledger. Its writer job waits behind
+    // the jobs already queued (an earlier batch's items), so the items are
+    // checked meanwhile; that only reads.
+    let nonce = request::consume_nonce(&state, caller.signed);
+    let checks = async {
+        let now = now_ms();
+        // Signatures and bodies are plain CPU work: on a blocking thread,
+        // they do not hold up the tasks of the runtime (the ledger writer's
+        // among them) for the length of a batch.
+        let checked = tokio::task::spawn_blocking(move || {
+            request
+                .items
+                .iter()
+                .map(|item| check(&public_key, item, now))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("checking items failed: {e}")))?;
+        let mut counterparts = Counterparts::new();
+        let mut prepared_items = Vec::with_capacity(checked.len());
+        for item in checked {
+            prepared_items.push(match item {
+                Ok((key, body)) => {
+                    prepare(&state, account, &public_key, key, body, &mut counterparts).await
+                }
+                Err(refused) => Err(refused),
+            });
+        }
+        // One look-up for the whole batch tells which items are retries.
+        let keys: Vec<&str> = prepared_items
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|(key, _)| key.as_str()))
+            .collect();
+        let seen = ledger::keys_seen(&state.db.pool, account, &keys).await?;
+        let pins = PinsOfThisSync::load(&state, account).await?;
+        AppResult::Ok((prepared_items, seen, pins))
+    };
+    let (nonce, checks) = tokio::join!(nonce, checks);
+    nonce?;
+    let (prepared_items, seen, mut pins) = checks?;
+    clock.lap(profile::Phase::Prepare);
     let mut items = Vec::with_capacity(prepared_items.len());
     for prepared in prepared_items {
         let (key, mut prepared) = match prepared {
@@ -115,8 +150,10 @@ pub async fn sync(
             },
         })
         .collect();
+    clock.lap(profile::Phase::Writer);
     let inbox = inbox::read_inbox(&state, account, request.inbox_after).await?;
     let balance = ledger::balance(&state.db.pool, account).await?;
+    clock.lap(profile::Phase::Account);
     Ok(Json(SyncResponse {
         results,
         inbox,
@@ -124,16 +161,13 @@ pub async fn sync(
     }))
 }
 
-/// Checks one item (body, signature, age) and prepares its money operation.
-/// On failure, returns the item's key (if readable) with the reason.
-async fn prepare(
-    state: &AppState,
-    account: i64,
+/// Checks one item's body, signature and age. On failure, returns the
+/// item's key (if readable) with the reason.
+fn check(
     public_key: &[u8; 32],
     item: &SyncItem,
     now: i64,
-    counterparts: &mut Counterparts,
-) -> Result<(String, PreparedMoney), (String, AppError)> {
+) -> Result<(String, ItemBody), (String, AppError)> {
     let unreadable = |e: serde_json::Error| {
         (
             String::new(),
@@ -183,6 +217,18 @@ async fn prepare(
             ),
         )));
     }
+    Ok((key, body))
+}
+
+/// Prepares the money operation of a checked item.
+async fn prepare(
+    state: &AppState,
+    account: i64,
+    public_key: &[u8; 32],
+    key: String,
+    body: ItemBody,
+    counterparts: &mut Counterparts,
+) -> Result<(String, PreparedMoney), (String, AppError)> {
     let prepared = match &body {
         ItemBody::Send(b) => {
             let device = base64::Engine::encode(
@@ -192,10 +238,14 @@ async fn prepare(
             money::prepare_send(state, account, &device, b, counterparts).await
         }
         ItemBody::Claim(b) => money::prepare_claim(state, account, b, counterparts).await,
+    };
+    match prepared {
+        Ok(prepared) => {
+            debug_assert_eq!(prepared.req.key(), key);
+            Ok((key, prepared))
+        }
+        Err(e) => Err((key, e)),
     }
-    .map_err(fail)?;
-    debug_assert_eq!(prepared.req.key(), key);
-    Ok((key, prepared))
 }
 
 /// The PIN is typed once when drafts are queued and travels with each of
@@ -289,4 +339,85 @@ async fn run_in_order(items: Vec<Item>) -> Vec<(String, Reply)> {
         .zip(slots)
         .map(|(key, (_, reply))| (key, reply.expect("every job finished")))
         .collect()
+}
+
+/// Where `POST /v1/sync` spends its time, for the wallet benchmark (the
+/// server runs in the benchmark's process): process-wide totals per phase,
+/// taken and reset with [`take`](profile::take).
+#[doc(hidden)]
+pub mod profile {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Phase {
+        /// The whole handler (after the request's signature was checked).
+        Handler,
+        /// Parsing the request body.
+        Parse,
+        /// Each item's body, signature and counterpart; the batch's
+        /// idempotency and PIN look-ups; meanwhile the request's nonce (one
+        /// writer job, queued behind the jobs already waiting).
+        Prepare,
+        /// The items' writer jobs, up to their durable commit.
+        Writer,
+        /// The inbox page and the balance.
+        Account,
+    }
+
+    pub const PHASES: [Phase; 5] = [
+        Phase::Handler,
+        Phase::Parse,
+        Phase::Prepare,
+        Phase::Writer,
+        Phase::Account,
+    ];
+
+    impl Phase {
+        pub fn name(self) -> &'static str {
+            match self {
+                Phase::Handler => "server: sync handler",
+                Phase::Parse => "server: parse body",
+                Phase::Prepare => "server: nonce | verify + prepare",
+                Phase::Writer => "server: ledger jobs + commit",
+                Phase::Account => "server: inbox + balance",
+            }
+        }
+    }
+
+    static NANOS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.len()];
+    static COUNTS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.len()];
+
+    pub(crate) fn add(phase: Phase, took: Duration) {
+        NANOS[phase as usize].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        COUNTS[phase as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times consecutive phases of one request.
+    pub(crate) struct Clock(Instant);
+
+    impl Clock {
+        pub(crate) fn start() -> Clock {
+            Clock(Instant::now())
+        }
+
+        pub(crate) fn lap(&mut self, phase: Phase) {
+            let now = Instant::now();
+            add(phase, now - self.0);
+            self.0 = now;
+        }
+    }
+
+    /// Every phase's total time and how many requests ran it since the last
+    /// `take`; resets them.
+    pub fn take() -> Vec<(Phase, Duration, u64)> {
+        PHASES
+            .iter()
+            .map(|&phase| {
+                let nanos = NANOS[phase as usize].swap(0, Ordering::Relaxed);
+                let count = COUNTS[phase as usize].swap(0, Ordering::Relaxed);
+                (phase, Duration::from_nanos(nanos), count)
+            })
+            .collect()
+    }
 }

@@ -12,6 +12,7 @@ on_both_backends!(
     items_run_once_in_order_and_refusals_do_not_stop_the_batch,
     tampered_stale_and_oversized_syncs_are_refused,
     a_wrong_pin_on_many_items_counts_once,
+    a_replayed_sync_request_runs_none_of_its_items,
 );
 
 fn now_ms() -> i64 {
@@ -227,4 +228,62 @@ async fn a_wrong_pin_on_many_items_counts_once(backend: Backend) {
     // Not locked: a payment with the right PIN goes through.
     alice.send(&bob, 5).await.unwrap();
     assert_eq!(alice.balance().await, 1_000 - 10 - 5);
+}
+
+/// The request's nonce is recorded while its items are checked; a request
+/// whose nonce was already used is still refused whole, and none of its
+/// items reaches the ledger (they post once when sent in a fresh request).
+async fn a_replayed_sync_request_runs_none_of_its_items(backend: Backend) {
+    let Some(server) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = server.user("Alice", "1234").await;
+    let bob = server.user("Bob", "5678").await;
+    alice.cash_in(1_000).await;
+    let items: Vec<SyncItem> = (0..20)
+        .map(|_| send_item(&alice, &bob, 10, &item_key(), now_ms()))
+        .collect();
+    let body = serde_json::to_vec(&SyncRequest {
+        inbox_after: 0,
+        items: items.clone(),
+    })
+    .unwrap();
+    let nonce = signing::new_nonce(&ring::rand::SystemRandom::new());
+    let post = |path: &'static str, body: Vec<u8>| {
+        let headers = alice.key.sign("POST", path, &body, now_ms(), &nonce);
+        let url = format!("{}{path}", server.url());
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body);
+            for (n, v) in headers {
+                req = req.header(n, v);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // Another request takes the nonce first.
+    let empty = serde_json::to_vec(&SyncRequest {
+        inbox_after: 0,
+        items: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(post(paths::SYNC, empty).await.0, 200);
+    let (status, answer) = post(paths::SYNC, body).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("replayed_nonce"), "{answer}");
+    assert_eq!(
+        alice.balance().await,
+        1_000,
+        "no item of the refused request ran"
+    );
+
+    let r = sync(&alice, items).await.unwrap();
+    assert!(
+        r.results.iter().all(|r| rejected_code(r).is_none()),
+        "{r:?}"
+    );
+    assert_eq!(alice.balance().await, 800);
 }

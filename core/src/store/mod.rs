@@ -419,18 +419,36 @@ impl Store {
                 let sealed: Vec<u8> = row.get(12).map_err(sql("dispatching the outbox"))?;
                 picked.push((item, sealed));
             }
-            let mut mark = tx
-                .prepare_cached("UPDATE outbox SET state = ?2, updated_at = ?3 WHERE id = ?1")
-                .map_err(sql("dispatching the outbox"))?;
             for (item, _) in picked.iter_mut() {
                 let next = transition(item.id, item.state, OutboxEvent::Dispatch)?;
                 if next != item.state {
-                    mark.execute(params![item.id, next.as_str(), now_ms])
-                        .map_err(sql("dispatching the outbox"))?;
                     fresh.push(item.id);
                     item.state = next;
                     item.updated_at_ms = now_ms;
                 }
+            }
+        }
+        // Every queued item up to the last one picked was picked (they are
+        // taken in id order): one statement marks them all.
+        if let (Some(&last), false) = (picked.last().map(|(item, _)| &item.id), fresh.is_empty()) {
+            let marked = tx
+                .prepare_cached(
+                    "UPDATE outbox SET state = ?3, updated_at = ?4 WHERE state = ?5 AND id > ?1 AND id <= ?2",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        after_id,
+                        last,
+                        OutboxState::Sending.as_str(),
+                        now_ms,
+                        OutboxState::Queued.as_str()
+                    ])
+                })
+                .map_err(sql("dispatching the outbox"))?;
+            if marked != fresh.len() {
+                return Err(StoreError::Corrupt {
+                    what: "outbox state",
+                });
             }
         }
         tx.commit().map_err(sql("dispatching the outbox"))?;
@@ -522,6 +540,11 @@ impl Store {
             .transaction()
             .map_err(sql("recording an answer"))?;
         let to = write_answer(&tx, id, answer, now_ms)?;
+        if let (Some(_), ItemAnswer::Accepted(view)) = (to, answer)
+            && let Some((phone, name)) = payee_of(view)
+        {
+            put_payee(&tx, phone, name, now_ms)?;
+        }
         tx.commit().map_err(sql("recording an answer"))?;
         Ok(to)
     }
@@ -539,12 +562,23 @@ impl Store {
     ) -> Result<Recorded> {
         let tx = self.conn.transaction().map_err(sql("recording a sync"))?;
         let mut recorded = Recorded::default();
+        // A batch mostly pays the same few people: each payee is written
+        // once, with the name of its last transfer.
+        let mut payees = std::collections::HashMap::new();
         for (i, (id, answer)) in answers.iter().enumerate() {
             let Some(to) = write_answer(&tx, *id, answer, now_ms)? else {
                 continue;
             };
+            if let ItemAnswer::Accepted(view) = answer
+                && let Some((phone, name)) = payee_of(view)
+            {
+                payees.insert(phone, name);
+            }
             recorded.changed.push((*id, to));
             after_each(i);
+        }
+        for (phone, name) in payees {
+            put_payee(&tx, phone, name, now_ms)?;
         }
         if let Some((inbox, balance)) = account {
             record_account(&tx, inbox, balance, &mut recorded)?;
@@ -709,8 +743,12 @@ fn meta_in(conn: &Connection, key: &str) -> Result<Option<String>> {
 }
 
 /// Writes one item's answer inside a transaction: its new state and, once
-/// accepted, its history entry and (after a first confirmed send) its payee.
-/// `None` for a passing failure: the item stays as it is.
+/// accepted, its history entry (the caller writes the payee, see
+/// [`payee_of`]). `None` for a passing failure: the item stays as it is.
+///
+/// An answer is legal only for a `sending` item (see `outbox`): the update
+/// says so in its condition, so a legal answer costs one statement; the
+/// state is read only to name what is wrong with an illegal one.
 fn write_answer(
     conn: &Connection,
     id: i64,
@@ -723,41 +761,62 @@ fn write_answer(
         ItemAnswer::NeedsAction(r) => (OutboxEvent::NeedAction, Some(r), None),
         ItemAnswer::Retry => return Ok(None),
     };
-    let state: String = conn
-        .prepare_cached("SELECT state FROM outbox WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-        .map_err(sql("recording an answer"))?
-        .ok_or(StoreError::OutboxItemNotFound { id })?;
-    let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
-        what: "outbox state",
-    })?;
-    let to = transition(id, from, event)?;
-    conn.prepare_cached(
-        "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id,
-            to.as_str(),
-            reason.map(|r| code_text(r.code)),
-            reason.map(|r| r.message.as_str()),
-            transfer.map(|t| t.id.as_str()),
-            now_ms
-        ])
-    })
-    .map_err(sql("recording an answer"))?;
+    const FROM: OutboxState = OutboxState::Sending;
+    let to = transition(id, FROM, event)?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = ?2, reason_code = ?3, reason_message = ?4, transfer_id = ?5, updated_at = ?6 WHERE id = ?1 AND state = ?7",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                to.as_str(),
+                reason.map(|r| code_text(r.code)),
+                reason.map(|r| r.message.as_str()),
+                transfer.map(|t| t.id.as_str()),
+                now_ms,
+                FROM.as_str()
+            ])
+        })
+        .map_err(sql("recording an answer"))?;
+    if changed == 0 {
+        let state: String = conn
+            .prepare_cached("SELECT state FROM outbox WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(sql("recording an answer"))?
+            .ok_or(StoreError::OutboxItemNotFound { id })?;
+        let from = OutboxState::parse(&state).ok_or(StoreError::Corrupt {
+            what: "outbox state",
+        })?;
+        transition(id, from, event)?;
+        // Legal from its state, yet the update found it in another one.
+        return Err(StoreError::Corrupt {
+            what: "outbox state",
+        });
+    }
     if let Some(view) = transfer {
         put_history(conn, view)?;
-        if let (Some(phone), crate::wire::TransferKind::Send) = (&view.counterpart.phone, view.kind)
-        {
-            conn.prepare_cached(
-                "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
-            )
-            .and_then(|mut s| s.execute(params![phone.as_e164(), view.counterpart.display_name, now_ms]))
-            .map_err(sql("recording an answer"))?;
-        }
     }
     Ok(Some(to))
+}
+
+/// The payee an accepted answer makes known: the counterpart of a send.
+fn payee_of(view: &TransferView) -> Option<(&str, &str)> {
+    match (&view.counterpart.phone, view.kind) {
+        (Some(phone), crate::wire::TransferKind::Send) => {
+            Some((phone.as_e164(), view.counterpart.display_name.as_str()))
+        }
+        _ => None,
+    }
+}
+
+fn put_payee(conn: &Connection, phone: &str, display_name: &str, now_ms: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO payees (phone, display_name, first_paid_at) VALUES (?1, ?2, ?3) ON CONFLICT (phone) DO UPDATE SET display_name = excluded.display_name",
+    )
+    .and_then(|mut s| s.execute(params![phone, display_name, now_ms]))
+    .map_err(sql("recording an answer"))?;
+    Ok(())
 }
 
 fn transition(id: i64, from: OutboxState, event: OutboxEvent) -> Result<OutboxState> {

@@ -162,6 +162,35 @@ mod tests {
         assert!(S::NeedsAction.apply(E::Dispatch).is_err());
     }
 
+    /// The store records an answer with one update conditioned on
+    /// `sending` (`store::write_answer`): an answer is legal from no other
+    /// state.
+    #[test]
+    fn answers_are_legal_only_for_a_sending_item() {
+        for event in [E::Accept, E::Reject, E::NeedAction] {
+            for from in ALL_STATES {
+                assert_eq!(
+                    from.apply(event).is_ok(),
+                    from == S::Sending,
+                    "{from:?} + {event:?}"
+                );
+            }
+        }
+    }
+
+    /// The store marks a dispatched batch with one update of its `queued`
+    /// items (`Store::dispatch`): dispatch moves `queued` to `sending` and
+    /// leaves `sending` as it is.
+    #[test]
+    fn dispatch_moves_only_queued_items() {
+        for from in ALL_STATES {
+            match from {
+                S::Queued | S::Sending => assert_eq!(from.apply(E::Dispatch), Ok(S::Sending)),
+                _ => assert!(from.apply(E::Dispatch).is_err(), "{from:?} + dispatch"),
+            }
+        }
+    }
+
     #[test]
     fn states_round_trip_through_their_names() {
         for s in ALL_STATES {

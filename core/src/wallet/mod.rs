@@ -28,15 +28,19 @@ mod file_secrets;
 pub mod network;
 mod online;
 mod pairing;
+#[doc(hidden)]
+pub mod profile;
 mod seal;
 pub mod sound_pay;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use self::profile::Phase;
 use crate::http_client::{ApiClient, ClientError};
 use crate::secrets::{self, SecretError, SecretStore};
 use crate::store::{self, Dispatched, ItemAnswer, Store, StoreError};
@@ -606,7 +610,7 @@ impl Wallet {
             ..SyncReport::default()
         };
         // The first request goes even with nothing queued: it brings the inbox.
-        let (dispatched, cursor) = self.dispatch_batch(0)?;
+        let (dispatched, cursor) = profile::time(Phase::Dispatch, || self.dispatch_batch(0))?;
         let mut current = self.send_batch(&client, dispatched, cursor)?;
         let mut first = true;
         let mut inbox_has_more = false;
@@ -623,7 +627,9 @@ impl Wallet {
                 }
                 _ => None,
             };
+            let waiting = Instant::now();
             let (answer, may_have_arrived) = current.finish().await;
+            profile::add(Phase::Wait, waiting.elapsed());
             let response = match answer {
                 Ok(response) => response,
                 Err(e) => {
@@ -640,7 +646,9 @@ impl Wallet {
                 }
             };
             crash::point(crash::AFTER_RESPONSE);
-            let has_more = self.record_batch(&current.batch, response, first, &mut report)?;
+            let has_more = profile::time(Phase::Record, || {
+                self.record_batch(&current.batch, response, first, &mut report)
+            })?;
             if first {
                 inbox_has_more = has_more;
             }
@@ -656,6 +664,7 @@ impl Wallet {
         // Batches overlapped (`!first`), or the inbox has more pages: ask
         // again with no items, now that every answer is in.
         let mut ask_again = !first || inbox_has_more;
+        let asking = Instant::now();
         while ask_again {
             let request = SyncRequest {
                 inbox_after: self
@@ -667,7 +676,10 @@ impl Wallet {
             let (answer, _) = self.post_sync(&client, &request).await;
             ask_again = self.record_batch(&[], answer?, true, &mut report)?;
         }
+        profile::add(Phase::Account, asking.elapsed());
+        let paging = Instant::now();
         self.catch_up_history(&client).await?;
+        profile::add(Phase::History, paging.elapsed());
         Ok(report)
     }
 
@@ -697,10 +709,12 @@ impl Wallet {
         if !batch.is_empty() {
             crash::point(crash::BEFORE_REQUEST);
         }
-        let items = batch
-            .iter()
-            .map(|(item, sealed)| self.open_item(item, sealed))
-            .collect::<Result<Vec<_>, _>>();
+        let items = profile::time(Phase::Unseal, || {
+            batch
+                .iter()
+                .map(|(item, sealed)| self.open_item(item, sealed))
+                .collect::<Result<Vec<_>, _>>()
+        });
         let items = match items {
             Ok(items) => items,
             Err(e) => {
@@ -726,7 +740,8 @@ impl Wallet {
         client: &ApiClient,
         after_id: i64,
     ) -> Result<Option<InFlight>, WalletError> {
-        let (dispatched, cursor) = self.dispatch_batch(after_id)?;
+        let (dispatched, cursor) =
+            profile::time(Phase::Dispatch, || self.dispatch_batch(after_id))?;
         if dispatched.items.is_empty() {
             return Ok(None);
         }

@@ -495,6 +495,18 @@ pub(crate) struct MoneyRequest {
     /// The key already had a response when the request arrived: most
     /// likely a retry, so the writer looks up its answer first.
     pub(crate) seen_before: bool,
+    /// A send whose PIN matched on arrival: the writer tries it in one
+    /// statement first (`ledger::post_send_directly`).
+    direct: Option<DirectSend>,
+}
+
+/// What a send needs to be posted in one statement.
+struct DirectSend {
+    id: String,
+    payee: i64,
+    payee_view: Counterpart,
+    /// The stored PIN hash the typed PIN matched.
+    pin_hash: String,
 }
 
 impl MoneyRequest {
@@ -528,6 +540,7 @@ impl MoneyRequest {
             memo,
             pin: pin.map(str::to_string),
             seen_before: false,
+            direct: None,
         })
     }
 }
@@ -558,10 +571,8 @@ where
         .writer
         .run(move |conn| {
             Box::pin(async move {
-                if let Err(e) = caller.signed.record_nonce(conn).await {
-                    return Outcome::from_result(Err(e));
-                }
-                money_job(&st, conn, caller.account_id, &req, post).await
+                let nonce = Some(&caller.signed);
+                money_job_recording(&st, conn, caller.account_id, &req, nonce, post).await
             })
         })
         .await?;
@@ -603,6 +614,42 @@ where
         JobContext,
     ) -> ledger_future::Fut<'c>,
 {
+    money_job_recording(st, conn, account, req, None, post).await
+}
+
+/// [`money_job`], recording the signed request's nonce first when given.
+/// A send expected to pass goes to the ledger in one statement; when a rule
+/// does not hold, nothing of it was written, and the steps below run and
+/// say which rule failed.
+async fn money_job_recording<F>(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    nonce: Option<&Signed>,
+    post: F,
+) -> Outcome<StoredResponse>
+where
+    F: for<'c> FnOnce(
+        &'c AppState,
+        &'c mut AnyConnection,
+        i64,
+        &'c MoneyRequest,
+        JobContext,
+    ) -> ledger_future::Fut<'c>,
+{
+    if let (Some(direct), false) = (&req.direct, req.seen_before) {
+        match post_directly(st, conn, account, req, direct, nonce).await {
+            Ok(Some(response)) => return outcome(Ok(response)),
+            Ok(None) => {}
+            Err(e) => return outcome(Err(e.into())),
+        }
+    }
+    if let Some(signed) = nonce {
+        if let Err(e) = signed.record_nonce(conn).await {
+            return Outcome::from_result(Err(e));
+        }
+    }
     if req.seen_before {
         match ledger::replay(conn, account, &req.key, &req.fingerprint).await {
             Ok(Some(stored)) => return outcome(Ok(stored)),
@@ -615,6 +662,40 @@ where
         Ok(None) => earlier_answer(conn, account, req, None).await,
         Err(failure) => earlier_answer(conn, account, req, Some(failure)).await,
     }
+}
+
+/// The send in one statement; `None` if a rule did not hold (nothing written).
+async fn post_directly(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    direct: &DirectSend,
+    nonce: Option<&Signed>,
+) -> AppResult<Option<StoredResponse>> {
+    let now = now_ms();
+    let t = NewTransfer {
+        id: &direct.id,
+        kind: TransferKind::Send,
+        debit: account,
+        credit: direct.payee,
+        amount: req.amount,
+        memo: &req.memo,
+        expires_at: None,
+    };
+    let view = ledger::posted_view(&t, account, direct.payee_view.clone(), now);
+    let response = StoredResponse::json(201, &view);
+    let send = ledger::DirectSend {
+        nonce: nonce.map(|s| (s.public_key.as_str(), s.nonce.as_str())),
+        pin_hash: &direct.pin_hash,
+        transfer: &t,
+        key: &req.key,
+        fingerprint: &req.fingerprint,
+        response: &response,
+        now,
+    };
+    let posted = ledger::post_send_directly(conn, st.db.backend, &send).await?;
+    Ok(posted.then_some(response))
 }
 
 /// PIN, policy and `post`, then the answer remembered under the request's
@@ -724,7 +805,7 @@ pub(crate) async fn prepare_send(
     body: &SendRequest,
     known: &mut Counterparts,
 ) -> AppResult<PreparedMoney> {
-    let req = MoneyRequest::new(
+    let mut req = MoneyRequest::new(
         state,
         paths::SEND,
         body,
@@ -747,6 +828,16 @@ pub(crate) async fn prepare_send(
         ));
     }
     let id = new_transfer_id(state);
+    if let Some((salt, hash)) = ledger::pin_hash(&state.db.pool, account).await? {
+        if state.secret.verify(&salt, &body.pin, &hash) {
+            req.direct = Some(DirectSend {
+                id: id.clone(),
+                payee,
+                payee_view: payee_view.clone(),
+                pin_hash: hash,
+            });
+        }
+    }
     let device = device.to_string();
     let proof = Proof {
         challenge_id: body.challenge_id.clone(),

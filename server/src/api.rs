@@ -74,16 +74,18 @@ pub(crate) async fn counterpart_by_phone(
     state: &AppState,
     phone: &PhoneNumber,
 ) -> AppResult<Option<(i64, Counterpart)>> {
-    let row = sqlx::query("SELECT account_id, display_name FROM users WHERE phone = $1")
-        .bind(phone.as_e164())
-        .fetch_optional(&state.db.pool)
+    let found = state
+        .users
+        .by_phone(&state.db.pool, phone.as_e164())
         .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some((account, display_name)) = found else {
+        return Ok(None);
+    };
     let counterpart = Counterpart {
-        display_name: row.try_get(1)?,
+        display_name,
         phone: Some(phone.clone()),
     };
-    Ok(Some((row.try_get(0)?, counterpart)))
+    Ok(Some((account, counterpart)))
 }
 
 pub(crate) fn new_transfer_id(state: &AppState) -> String {
@@ -563,9 +565,12 @@ where
         + Send
         + 'static,
 {
-    req.seen_before = !ledger::keys_seen(&state.db.pool, caller.account_id, &[&req.key])
-        .await?
-        .is_empty();
+    // A send tried in one statement finds an answered key there itself.
+    if req.direct.is_none() {
+        req.seen_before = !ledger::keys_seen(&state.db.pool, caller.account_id, &[&req.key])
+            .await?
+            .is_empty();
+    }
     let st = state.clone();
     let response = state
         .writer
@@ -594,7 +599,7 @@ pub(crate) struct JobContext {
 /// A key that has a response always gets that response, byte for byte. The
 /// look-up costs a statement in the one writer every payment queues for, so
 /// it runs up front only for keys seen before the job was queued
-/// (`seen_before`); a duplicate that overtook this request while it was on
+/// (`seen_before`) and after a one-statement send wrote nothing; a duplicate that overtook this request while it was on
 /// its way is caught when the answer is remembered (or when the request
 /// fails), and then this job's writes are undone and the earlier answer
 /// sent.
@@ -638,10 +643,12 @@ where
         JobContext,
     ) -> ledger_future::Fut<'c>,
 {
+    let mut look_up_first = req.seen_before;
     if let (Some(direct), false) = (&req.direct, req.seen_before) {
         match post_directly(st, conn, account, req, direct, nonce).await {
             Ok(Some(response)) => return outcome(Ok(response)),
-            Ok(None) => {}
+            // Its key may have an answer: look it up before the steps.
+            Ok(None) => look_up_first = true,
             Err(e) => return outcome(Err(e.into())),
         }
     }
@@ -650,7 +657,7 @@ where
             return Outcome::from_result(Err(e));
         }
     }
-    if req.seen_before {
+    if look_up_first {
         match ledger::replay(conn, account, &req.key, &req.fingerprint).await {
             Ok(Some(stored)) => return outcome(Ok(stored)),
             Ok(None) => {}
@@ -828,7 +835,7 @@ pub(crate) async fn prepare_send(
         ));
     }
     let id = new_transfer_id(state);
-    if let Some((salt, hash)) = ledger::pin_hash(&state.db.pool, account).await? {
+    if let Some((salt, hash)) = state.users.pin_hash(&state.db.pool, account).await? {
         if state.secret.verify(&salt, &body.pin, &hash) {
             req.direct = Some(DirectSend {
                 id: id.clone(),

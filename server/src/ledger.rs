@@ -335,6 +335,70 @@ pub async fn pin_hash<'e, E: Executor<'e, Database = sqlx::Any>>(
     })
 }
 
+/// What never changes about a registered user, kept in memory because
+/// every send needs it: the account and display name behind a number, the
+/// PIN salt and keyed hash of an account. A user is never deleted and these
+/// are never updated, so an entry can never be stale (the writer checks the
+/// PIN hash it is given against the row anyway); the day they can change,
+/// changing them must remove the entry (on every instance).
+#[derive(Default)]
+pub struct UserCache {
+    by_phone: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    pins: std::sync::Mutex<std::collections::HashMap<i64, (String, String)>>,
+}
+
+impl UserCache {
+    /// Most entries of each kind; past it a map starts again empty.
+    const CAPACITY: usize = 100_000;
+
+    fn put<K: std::hash::Hash + Eq, V>(
+        map: &std::sync::Mutex<std::collections::HashMap<K, V>>,
+        key: K,
+        value: V,
+    ) {
+        let mut map = map.lock().unwrap();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// The account and display name registered for an E.164 number.
+    pub async fn by_phone<'e, E: Executor<'e, Database = sqlx::Any>>(
+        &self,
+        db: E,
+        e164: &str,
+    ) -> AppResult<Option<(i64, String)>> {
+        if let Some(found) = self.by_phone.lock().unwrap().get(e164) {
+            return Ok(Some(found.clone()));
+        }
+        let row = sqlx::query("SELECT account_id, display_name FROM users WHERE phone = $1")
+            .bind(e164)
+            .fetch_optional(db)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let found: (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        Self::put(&self.by_phone, e164.to_string(), found.clone());
+        Ok(Some(found))
+    }
+
+    /// The PIN salt and keyed hash of an account ([`pin_hash`], cached).
+    pub async fn pin_hash<'e, E: Executor<'e, Database = sqlx::Any>>(
+        &self,
+        db: E,
+        account: i64,
+    ) -> AppResult<Option<(String, String)>> {
+        if let Some(found) = self.pins.lock().unwrap().get(&account) {
+            return Ok(Some(found.clone()));
+        }
+        let found = pin_hash(db, account).await?;
+        if let Some(found) = &found {
+            Self::put(&self.pins, account, found.clone());
+        }
+        Ok(found)
+    }
+}
+
 /// Forgets earlier wrong PINs and challenge responses.
 pub async fn clear_wrong_attempts(conn: &mut AnyConnection, account: i64) -> AppResult<()> {
     sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")

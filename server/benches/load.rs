@@ -4,8 +4,12 @@
 //!     cargo bench -p clink-server --bench load
 //!     scripts/with-postgres cargo bench -p clink-server --bench load
 //!
-//! Prints posted transfers per second and p50/p99 latency per backend.
-//! Knobs: CLINK_BENCH_SECONDS (10), CLINK_BENCH_CLIENTS (64), CLINK_BENCH_ACCOUNTS (200).
+//! Prints posted transfers per second and p50/p99 latency per backend, and
+//! the same as one `RESULT backend=… clients=… tps=… p50_ms=… p99_ms=…`
+//! line per run for scripts (`scripts/bench-vs-pgbench`).
+//! Knobs: CLINK_BENCH_SECONDS (10), CLINK_BENCH_CLIENTS (64; a comma list such
+//! as `8,64` runs each in turn on the same server), CLINK_BENCH_ACCOUNTS (200),
+//! CLINK_BENCH_BACKENDS (`sqlite,postgres`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,9 +36,25 @@ struct Account {
     phone: String,
 }
 
+/// The client counts to run, from CLINK_BENCH_CLIENTS.
+fn client_counts() -> Vec<usize> {
+    let counts: Vec<usize> = std::env::var("CLINK_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "64".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .filter(|&c| c > 0)
+        .collect();
+    if counts.is_empty() { vec![64] } else { counts }
+}
+
+fn backend_wanted(name: &str) -> bool {
+    std::env::var("CLINK_BENCH_BACKENDS")
+        .map(|list| list.split(',').any(|b| b.trim() == name))
+        .unwrap_or(true)
+}
+
 async fn run(label: &str, database_url: String, dir: &std::path::Path) {
     let seconds = env_or("CLINK_BENCH_SECONDS", 10);
-    let clients = env_or("CLINK_BENCH_CLIENTS", 64) as usize;
     let accounts = env_or("CLINK_BENCH_ACCOUNTS", 200) as usize;
 
     let mut config = Config::with_database(database_url);
@@ -79,6 +99,36 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
         users.push(Account { client, phone });
     }
     let users = Arc::new(users);
+    for (round, clients) in client_counts().into_iter().enumerate() {
+        let (elapsed, mut latencies) = drive(&users, round, clients, seconds).await;
+        latencies.sort();
+        let pct = |p: f64| {
+            latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
+                .as_secs_f64()
+                * 1e3
+        };
+        let tps = latencies.len() as f64 / elapsed;
+        let (p50, p99) = (pct(0.50), pct(0.99));
+        println!(
+            "{label:<9} {clients} clients, {accounts} accounts, {seconds} s: {tps:>6.0} posted sends/s   p50 {p50:>6.2} ms   p99 {p99:>6.2} ms   ({} sends)",
+            latencies.len()
+        );
+        println!(
+            "RESULT backend={label} clients={clients} tps={tps:.1} p50_ms={p50:.3} p99_ms={p99:.3} sends={}",
+            latencies.len()
+        );
+    }
+    server.shutdown().await;
+}
+
+/// Sends from `clients` concurrent clients for `seconds`; returns the time
+/// taken and every send's latency.
+async fn drive(
+    users: &Arc<Vec<Account>>,
+    round: usize,
+    clients: usize,
+    seconds: u64,
+) -> (f64, Vec<Duration>) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -92,7 +142,7 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
                 let payee = (payer + 1 + (n * 7) % (users.len() - 1)) % users.len();
                 n += clients;
                 let request = SendRequest {
-                    idempotency_key: format!("b-{c}-{n}"),
+                    idempotency_key: format!("b{round}-{c}-{n}"),
                     payee: users[payee].phone.clone(),
                     amount: 1,
                     memo: String::new(),
@@ -111,20 +161,7 @@ async fn run(label: &str, database_url: String, dir: &std::path::Path) {
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
-            * 1e3
-    };
-    println!(
-        "{label:<9} {clients} clients, {accounts} accounts, {seconds} s: {:>6.0} posted sends/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} sends)",
-        latencies.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.99),
-        latencies.len()
-    );
-    server.shutdown().await;
+    (started.elapsed().as_secs_f64(), latencies)
 }
 
 fn main() {
@@ -134,12 +171,17 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        run(
-            "sqlite",
-            format!("sqlite:{}", dir.path().join("bench.db").display()),
-            dir.path(),
-        )
-        .await;
+        if backend_wanted("sqlite") {
+            run(
+                "sqlite",
+                format!("sqlite:{}", dir.path().join("bench.db").display()),
+                dir.path(),
+            )
+            .await;
+        }
+        if !backend_wanted("postgres") {
+            return;
+        }
         if let Ok(base) = std::env::var("CLINK_TEST_POSTGRES_URL") {
             sqlx::any::install_default_drivers();
             let mut conn = sqlx::AnyConnection::connect(&base).await.unwrap();

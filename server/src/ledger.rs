@@ -335,6 +335,70 @@ pub async fn pin_hash<'e, E: Executor<'e, Database = sqlx::Any>>(
     })
 }
 
+/// What never changes about a registered user, kept in memory because
+/// every send needs it: the account and display name behind a number, the
+/// PIN salt and keyed hash of an account. A user is never deleted and these
+/// are never updated, so an entry can never be stale (the writer checks the
+/// PIN hash it is given against the row anyway); the day they can change,
+/// changing them must remove the entry (on every instance).
+#[derive(Default)]
+pub struct UserCache {
+    by_phone: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    pins: std::sync::Mutex<std::collections::HashMap<i64, (String, String)>>,
+}
+
+impl UserCache {
+    /// Most entries of each kind; past it a map starts again empty.
+    const CAPACITY: usize = 100_000;
+
+    fn put<K: std::hash::Hash + Eq, V>(
+        map: &std::sync::Mutex<std::collections::HashMap<K, V>>,
+        key: K,
+        value: V,
+    ) {
+        let mut map = map.lock().unwrap();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// The account and display name registered for an E.164 number.
+    pub async fn by_phone<'e, E: Executor<'e, Database = sqlx::Any>>(
+        &self,
+        db: E,
+        e164: &str,
+    ) -> AppResult<Option<(i64, String)>> {
+        if let Some(found) = self.by_phone.lock().unwrap().get(e164) {
+            return Ok(Some(found.clone()));
+        }
+        let row = sqlx::query("SELECT account_id, display_name FROM users WHERE phone = $1")
+            .bind(e164)
+            .fetch_optional(db)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let found: (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+        Self::put(&self.by_phone, e164.to_string(), found.clone());
+        Ok(Some(found))
+    }
+
+    /// The PIN salt and keyed hash of an account ([`pin_hash`], cached).
+    pub async fn pin_hash<'e, E: Executor<'e, Database = sqlx::Any>>(
+        &self,
+        db: E,
+        account: i64,
+    ) -> AppResult<Option<(String, String)>> {
+        if let Some(found) = self.pins.lock().unwrap().get(&account) {
+            return Ok(Some(found.clone()));
+        }
+        let found = pin_hash(db, account).await?;
+        if let Some(found) = &found {
+            Self::put(&self.pins, account, found.clone());
+        }
+        Ok(found)
+    }
+}
+
 /// Forgets earlier wrong PINs and challenge responses.
 pub async fn clear_wrong_attempts(conn: &mut AnyConnection, account: i64) -> AppResult<()> {
     sqlx::query("UPDATE users SET failed_pins = 0 WHERE account_id = $1")
@@ -501,6 +565,163 @@ async fn insert_transfer(
     .await?;
     Ok(row.try_get(0)?)
 }
+
+/// A send whose checks are all expected to pass: the typed PIN matched the
+/// stored hash when the request arrived, and its key had no answer then.
+pub struct DirectSend<'a> {
+    /// The device key and nonce of the signed request, when the job must
+    /// record them (a sync item's nonce is its batch's).
+    pub nonce: Option<(&'a str, &'a str)>,
+    /// The stored PIN hash the typed PIN matched.
+    pub pin_hash: &'a str,
+    pub transfer: &'a NewTransfer<'a>,
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    pub response: &'a StoredResponse,
+    pub now: i64,
+}
+
+/// Posts a send in one round trip to the database: its nonce, transfer,
+/// balances, entries, notification and idempotency record. Every write is
+/// conditional on one read of every rule (nonce unused, key unanswered, the
+/// PIN hash unchanged, no wrong attempts counted, not locked, no second
+/// factor needed, funds available), so when a rule does not hold nothing is
+/// written and `Ok(false)` sends the caller to the step-by-step path, which
+/// says which rule failed (and counts a wrong PIN). Writes that went only
+/// part of the way (another server instance raced it on PostgreSQL) are
+/// undone back to the start of the job, also `Ok(false)`.
+pub async fn post_send_directly(
+    conn: &mut AnyConnection,
+    backend: crate::db::Backend,
+    s: &DirectSend<'_>,
+) -> AppResult<bool> {
+    let t = s.transfer;
+    debug_assert_eq!(t.kind, TransferKind::Send);
+    let sql = match (backend, s.nonce.is_some()) {
+        (crate::db::Backend::Sqlite, true) => DIRECT_SEND_SQLITE_NONCE,
+        (crate::db::Backend::Sqlite, false) => DIRECT_SEND_SQLITE,
+        (crate::db::Backend::Postgres, true) => DIRECT_SEND_POSTGRES_NONCE,
+        (crate::db::Backend::Postgres, false) => DIRECT_SEND_POSTGRES,
+    };
+    let mut query = sqlx::query(sql)
+        .bind(s.now)
+        .bind(t.debit)
+        .bind(s.pin_hash)
+        .bind(t.credit)
+        .bind(t.amount)
+        .bind(t.id)
+        .bind(t.memo)
+        .bind(s.key)
+        .bind(s.fingerprint)
+        .bind(&s.response.body)
+        .bind(s.response.status as i64);
+    if let Some((device, nonce)) = s.nonce {
+        query = query.bind(device).bind(nonce);
+    }
+    // Rows written when every rule held: the transfer, two balances, two
+    // entries, the notification, the idempotency record (and the nonce).
+    let complete = if s.nonce.is_some() { 8 } else { 7 };
+    let written = match backend {
+        crate::db::Backend::Sqlite => query.execute(&mut *conn).await.map(|r| r.rows_affected()),
+        crate::db::Backend::Postgres => query
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|row| row.try_get::<i64, _>(0))
+            .map(|n| n as u64),
+    };
+    match written {
+        Ok(n) if n == complete => Ok(true),
+        Ok(0) => Ok(false),
+        Ok(_) | Err(_) => {
+            crate::writer::undo_job(conn).await?;
+            Ok(false)
+        }
+    }
+}
+
+/// The rules a direct send checks, on the state before it writes (`$2`
+/// payer, `$3` PIN hash, `$5` amount, `$1` now, `$8` key).
+macro_rules! direct_send_rules {
+    () => {
+        "EXISTS (SELECT 1 FROM users WHERE account_id = $2 AND pin_hash = $3 AND failed_pins = 0
+             AND locked_until <= $1 AND (second_factor_above IS NULL OR second_factor_above >= $5))
+         AND EXISTS (SELECT 1 FROM accounts WHERE id = $2 AND balance >= $5)
+         AND NOT EXISTS (SELECT 1 FROM idempotency WHERE account_id = $2 AND key = $8)"
+    };
+}
+
+/// SQLite: statements run in order in one call; the first writes the
+/// transfer only if the rules hold, the rest write only if it did.
+macro_rules! direct_send_sqlite {
+    ($nonce_rule:literal, $nonce_write:literal) => {
+        concat!(
+            "INSERT INTO transfers (id, kind, state, debit_account, credit_account, amount, memo, created_at, decided_at)
+             SELECT $6, 'send', 'posted', $2, $4, $5, $7, $1, $1 WHERE ",
+            direct_send_rules!(),
+            $nonce_rule,
+            ";
+            UPDATE accounts SET balance = CASE WHEN id = $2 THEN balance - $5 ELSE balance + $5 END
+             WHERE (id = $2 OR id = $4) AND EXISTS (SELECT 1 FROM transfers WHERE id = $6);
+            INSERT INTO entries (transfer_seq, account_id, amount)
+             SELECT seq, $2, -$5 FROM transfers WHERE id = $6
+             UNION ALL SELECT seq, $4, $5 FROM transfers WHERE id = $6;
+            INSERT INTO notifications (account_id, kind, transfer_seq, created_at)
+             SELECT $4, 'payment_received', seq, $1 FROM transfers WHERE id = $6;
+            INSERT INTO idempotency (account_id, key, request_hash, response_status, response_body, created_at)
+             SELECT $2, $8, $9, $11, $10, $1 FROM transfers WHERE id = $6;",
+            $nonce_write
+        )
+    };
+}
+
+/// PostgreSQL: one statement; every write reads the rules' row, so all
+/// happen or none. It returns the rows written.
+macro_rules! direct_send_postgres {
+    ($nonce_rule:literal, $nonce_write:literal, $nonce_count:literal) => {
+        concat!(
+            "WITH ok AS (SELECT 1 AS one WHERE ",
+            direct_send_rules!(),
+            $nonce_rule,
+            "), moved AS (
+                UPDATE accounts SET balance = CASE WHEN id = $2 THEN balance - $5 ELSE balance + $5 END
+                 WHERE ((id = $2 AND balance >= $5) OR id = $4) AND EXISTS (SELECT 1 FROM ok)
+                 RETURNING id
+            ), t AS (
+                INSERT INTO transfers (id, kind, state, debit_account, credit_account, amount, memo, created_at, decided_at)
+                SELECT $6, 'send', 'posted', $2, $4, $5, $7, $1, $1 FROM ok RETURNING seq
+            ), e AS (
+                INSERT INTO entries (transfer_seq, account_id, amount)
+                SELECT seq, $2, -$5 FROM t UNION ALL SELECT seq, $4, $5 FROM t RETURNING 1
+            ), n AS (
+                INSERT INTO notifications (account_id, kind, transfer_seq, created_at)
+                SELECT $4, 'payment_received', seq, $1 FROM t RETURNING 1
+            ), i AS (
+                INSERT INTO idempotency (account_id, key, request_hash, response_status, response_body, created_at)
+                SELECT $2, $8, $9, $11, $10, $1 FROM ok ON CONFLICT DO NOTHING RETURNING 1
+            )",
+            $nonce_write,
+            " SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM t) + (SELECT count(*) FROM e)
+                + (SELECT count(*) FROM n) + (SELECT count(*) FROM i)",
+            $nonce_count
+        )
+    };
+}
+
+const DIRECT_SEND_SQLITE: &str = direct_send_sqlite!("", "");
+const DIRECT_SEND_SQLITE_NONCE: &str = direct_send_sqlite!(
+    " AND NOT EXISTS (SELECT 1 FROM nonces WHERE public_key = $12 AND nonce = $13)",
+    "
+    INSERT INTO nonces (public_key, nonce, seen_at) SELECT $12, $13, $1 FROM transfers WHERE id = $6;"
+);
+const DIRECT_SEND_POSTGRES: &str = direct_send_postgres!("", "", "");
+const DIRECT_SEND_POSTGRES_NONCE: &str = direct_send_postgres!(
+    " AND NOT EXISTS (SELECT 1 FROM nonces WHERE public_key = $12 AND nonce = $13)",
+    ", nn AS (
+        INSERT INTO nonces (public_key, nonce, seen_at) SELECT $12, $13, $1 FROM ok
+        ON CONFLICT DO NOTHING RETURNING 1
+    )",
+    " + (SELECT count(*) FROM nn)"
+);
 
 /// Debits and credits balances in one statement. A user account is debited
 /// only if it holds the amount (the statement then changes one row, not two);

@@ -65,6 +65,7 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub system: SystemAccounts,
     pub devices: auth::DeviceCache,
+    pub users: ledger::UserCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +143,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
         rng,
         system,
         devices: Default::default(),
+        users: Default::default(),
     });
     sweeper::spawn(state.clone());
     pairing::bump::spawn_decider(state.clone());

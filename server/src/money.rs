@@ -29,6 +29,18 @@ pub(crate) struct MoneyRequest {
     /// The key already had a response when the request arrived: most
     /// likely a retry, so the writer looks up its answer first.
     pub(crate) seen_before: bool,
+    /// A send whose PIN matched on arrival: the writer tries it in one
+    /// statement first (`ledger::post_send_directly`).
+    direct: Option<DirectSend>,
+}
+
+/// What a send needs to be posted in one statement.
+struct DirectSend {
+    id: String,
+    payee: i64,
+    payee_view: Counterpart,
+    /// The stored PIN hash the typed PIN matched.
+    pin_hash: String,
 }
 
 impl MoneyRequest {
@@ -62,6 +74,7 @@ impl MoneyRequest {
             memo,
             pin: pin.map(str::to_string),
             seen_before: false,
+            direct: None,
         })
     }
 }
@@ -84,9 +97,12 @@ where
         + Send
         + 'static,
 {
-    req.seen_before = !ledger::keys_seen(&state.db.pool, caller.account_id, &[&req.key])
-        .await?
-        .is_empty();
+    // A send tried in one statement finds an answered key there itself.
+    if req.direct.is_none() {
+        req.seen_before = !ledger::keys_seen(&state.db.pool, caller.account_id, &[&req.key])
+            .await?
+            .is_empty();
+    }
     let account = caller.account_id;
     let response = write_signed(state, caller.signed, move |st, conn| {
         Box::pin(async move { money_job(st, conn, account, &req, post).await })
@@ -110,7 +126,8 @@ pub(crate) struct JobContext {
 /// A key that has a response always gets that response, byte for byte. The
 /// look-up costs a statement in the one writer every payment queues for, so
 /// it runs up front only for keys seen before the job was queued
-/// (`seen_before`); a duplicate that overtook this request while it was on
+/// (`seen_before`) and after a one-statement send wrote nothing; a
+/// duplicate that overtook this request while it was on
 /// its way is caught when the answer is remembered (or when the request
 /// fails), and then this job's writes are undone and the earlier answer
 /// sent.
@@ -130,7 +147,19 @@ where
         JobContext,
     ) -> ledger_future::Fut<'c>,
 {
-    if req.seen_before {
+    // A send expected to pass goes to the ledger in one statement; when a
+    // rule does not hold, nothing of it was written, and the steps below run
+    // and say which rule failed.
+    let mut look_up_first = req.seen_before;
+    if let (Some(direct), false) = (&req.direct, req.seen_before) {
+        match post_directly(st, conn, account, req, direct).await {
+            Ok(Some(response)) => return outcome(Ok(response)),
+            // Its key may have an answer: look it up before the steps.
+            Ok(None) => look_up_first = true,
+            Err(e) => return outcome(Err(e.into())),
+        }
+    }
+    if look_up_first {
         match ledger::replay(conn, account, &req.key, &req.fingerprint).await {
             Ok(Some(stored)) => return outcome(Ok(stored)),
             Ok(None) => {}
@@ -142,6 +171,40 @@ where
         Ok(None) => earlier_answer(conn, account, req, None).await,
         Err(failure) => earlier_answer(conn, account, req, Some(failure)).await,
     }
+}
+
+/// The send in one statement; `None` if a rule did not hold (nothing written).
+async fn post_directly(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    req: &MoneyRequest,
+    direct: &DirectSend,
+) -> AppResult<Option<StoredResponse>> {
+    let now = now_ms();
+    let t = NewTransfer {
+        id: &direct.id,
+        kind: TransferKind::Send,
+        debit: account,
+        credit: direct.payee,
+        amount: req.amount,
+        memo: &req.memo,
+        expires_at: None,
+    };
+    let view = ledger::posted_view(&t, account, direct.payee_view.clone(), now);
+    let response = StoredResponse::json(201, &view);
+    // The nonce is already recorded (`write_signed`; a sync's own nonce).
+    let send = ledger::DirectSend {
+        nonce: None,
+        pin_hash: &direct.pin_hash,
+        transfer: &t,
+        key: &req.key,
+        fingerprint: &req.fingerprint,
+        response: &response,
+        now,
+    };
+    let posted = ledger::post_send_directly(conn, st.db.backend, &send).await?;
+    Ok(posted.then_some(response))
 }
 
 /// PIN, policy and `post`, then the answer remembered under the request's
@@ -254,7 +317,7 @@ pub(crate) async fn prepare_send(
     body: &SendRequest,
     known: &mut Counterparts,
 ) -> AppResult<PreparedMoney> {
-    let req = MoneyRequest::new(
+    let mut req = MoneyRequest::new(
         state,
         paths::SEND,
         body,
@@ -277,6 +340,16 @@ pub(crate) async fn prepare_send(
         ));
     }
     let id = new_transfer_id(state);
+    if let Some((salt, hash)) = state.users.pin_hash(&state.db.pool, account).await? {
+        if state.secret.verify(&salt, &body.pin, &hash) {
+            req.direct = Some(DirectSend {
+                id: id.clone(),
+                payee,
+                payee_view: payee_view.clone(),
+                pin_hash: hash,
+            });
+        }
+    }
     let device = device.to_string();
     let proof = Proof {
         challenge_id: body.challenge_id.clone(),

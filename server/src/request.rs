@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clink_protocol::phone::PhoneNumber;
 use clink_protocol::wire::*;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::AppState;
 use crate::auth::Signed;
@@ -40,16 +40,18 @@ pub(crate) async fn counterpart_by_phone(
     state: &AppState,
     phone: &PhoneNumber,
 ) -> AppResult<Option<(i64, Counterpart)>> {
-    let row = sqlx::query("SELECT account_id, display_name FROM users WHERE phone = $1")
-        .bind(phone.as_e164())
-        .fetch_optional(&state.db.pool)
+    let found = state
+        .users
+        .by_phone(&state.db.pool, phone.as_e164())
         .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some((account, display_name)) = found else {
+        return Ok(None);
+    };
     let counterpart = Counterpart {
-        display_name: row.try_get(1)?,
+        display_name,
         phone: Some(phone.clone()),
     };
-    Ok(Some((row.try_get(0)?, counterpart)))
+    Ok(Some((account, counterpart)))
 }
 
 pub(crate) fn new_transfer_id(state: &AppState) -> String {

@@ -178,6 +178,13 @@ async fn reconnect(connector: &WriterConnector) -> AnyConnection {
 
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
+/// Undoes everything the running job wrote so far (back to the savepoint
+/// the writer opened for it); the job may then write again.
+pub async fn undo_job(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("ROLLBACK TO SAVEPOINT job").await?;
+    Ok(())
+}
+
 /// Most time one transaction spends running jobs before it commits, even
 /// with more jobs waiting. It bounds how long a job's writes stay invisible
 /// to other connections (pairing decisions on other instances count on it,

@@ -167,6 +167,10 @@ pub struct Matcher {
     config: MatcherConfig,
     pending: HashMap<ReportId, Pending>,
     by_instant: BTreeSet<(Millis, ReportId)>,
+    /// Reports told to bump again, kept until they settle: a rival that
+    /// reports later still sees them, and is told to bump again too.
+    told_again: HashMap<ReportId, Pending>,
+    told_again_by_instant: BTreeSet<(Millis, ReportId)>,
 }
 
 impl Matcher {
@@ -184,6 +188,8 @@ impl Matcher {
             config,
             pending: HashMap::new(),
             by_instant: BTreeSet::new(),
+            told_again: HashMap::new(),
+            told_again_by_instant: BTreeSet::new(),
         })
     }
 
@@ -209,13 +215,19 @@ impl Matcher {
         if self.pending.contains_key(&id) {
             return Err(SubmitError::DuplicateId { id });
         }
-        if self.pending.len() >= self.config.capacity {
+        if self.pending.len() + self.told_again.len() >= self.config.capacity {
             return Err(SubmitError::Full {
                 capacity: self.config.capacity,
             });
         }
         let window = (new.instant_ms - self.config.max_time_diff_ms, ReportId::MIN)
             ..=(new.instant_ms + self.config.max_time_diff_ms, ReportId::MAX);
+        // A rival of phones already told to bump again joins them: with one
+        // of them out of the picture it might look like the only candidate.
+        let rival_of_told_again = self
+            .told_again_by_instant
+            .range(window.clone())
+            .any(|&(_, other_id)| self.plausible(&new, &self.told_again[&other_id]).is_some());
         let partners: Vec<(ReportId, PairScore)> = self
             .by_instant
             .range(window)
@@ -233,9 +245,9 @@ impl Matcher {
         self.pending.insert(id, Pending { partners, ..new });
 
         let group = self.group_of(id);
-        if group.len() >= 3 {
+        if group.len() >= 3 || rival_of_told_again {
             for member in &group {
-                self.remove(*member);
+                self.tell_again(*member);
             }
             outcomes.push(MatchOutcome::Ambiguous { ids: group });
         }
@@ -246,6 +258,16 @@ impl Matcher {
     /// partners have both settled, expires reports with no partner.
     pub fn expire(&mut self, now_ms: Millis) -> Vec<MatchOutcome> {
         let settled_before = now_ms - self.config.settle_ms();
+        // Phones told to bump again are forgotten once no rival can arrive.
+        let forgotten: Vec<(Millis, ReportId)> = self
+            .told_again_by_instant
+            .range(..=(settled_before, ReportId::MAX))
+            .copied()
+            .collect();
+        for key in forgotten {
+            self.told_again_by_instant.remove(&key);
+            self.told_again.remove(&key.1);
+        }
         let settled: Vec<ReportId> = self
             .by_instant
             .range(..=(settled_before, ReportId::MAX))
@@ -312,15 +334,24 @@ impl Matcher {
         group
     }
 
-    fn remove(&mut self, id: ReportId) {
-        if let Some(report) = self.pending.remove(&id) {
-            self.by_instant.remove(&(report.instant_ms, id));
-            for (partner, _) in report.partners {
-                if let Some(p) = self.pending.get_mut(&partner) {
-                    p.partners.retain(|(other, _)| *other != id);
-                }
+    /// Moves a pending report to those told to bump again.
+    fn tell_again(&mut self, id: ReportId) {
+        if let Some(mut report) = self.remove(id) {
+            report.partners.clear();
+            self.told_again_by_instant.insert((report.instant_ms, id));
+            self.told_again.insert(id, report);
+        }
+    }
+
+    fn remove(&mut self, id: ReportId) -> Option<Pending> {
+        let report = self.pending.remove(&id)?;
+        self.by_instant.remove(&(report.instant_ms, id));
+        for (partner, _) in &report.partners {
+            if let Some(p) = self.pending.get_mut(partner) {
+                p.partners.retain(|(other, _)| *other != id);
             }
         }
+        Some(report)
     }
 }
 
@@ -538,6 +569,108 @@ mod tests {
             vec![MatchOutcome::Ambiguous { ids: vec![3, 1, 2] }]
         );
         assert_eq!(m.pending_count(), 0);
+    }
+
+    #[test]
+    fn a_rival_of_phones_told_to_bump_again_is_told_to_bump_again_too() {
+        let mut m = matcher();
+        // Payee 1 and payers 2 and 3 bump in one room at once: ambiguous.
+        m.submit(1, &report(BumpRole::Payee, T0, 7), T0 + 300)
+            .unwrap();
+        m.submit(2, &report(BumpRole::Payer, T0 + 10, 7), T0 + 300)
+            .unwrap();
+        let outcomes = m
+            .submit(3, &report(BumpRole::Payer, T0 + 5, 7), T0 + 400)
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![MatchOutcome::Ambiguous { ids: vec![3, 1, 2] }]
+        );
+        // Payer 5, whose partner felt nothing, and payee 4, payer 3's true
+        // partner, report late: with 1, 2 and 3 gone they would be each
+        // other's only candidate. Each is told to bump again.
+        let outcomes = m
+            .submit(5, &report(BumpRole::Payer, T0 + 30, 7), T0 + 900)
+            .unwrap();
+        assert_eq!(outcomes, vec![MatchOutcome::Ambiguous { ids: vec![5] }]);
+        let outcomes = m
+            .submit(4, &report(BumpRole::Payee, T0 + 20, 7), T0 + 1_000)
+            .unwrap();
+        assert_eq!(outcomes, vec![MatchOutcome::Ambiguous { ids: vec![4] }]);
+        // Once every one of them has settled, they are forgotten.
+        assert!(m.expire(T0 + 10_000).is_empty());
+        assert_eq!(m.pending_count(), 0);
+        assert!(m.told_again.is_empty() && m.told_again_by_instant.is_empty());
+    }
+
+    /// Over random crowds packed into a few rooms and a fraction of a
+    /// second, with random reports lost: two phones of different pairs are
+    /// never paired when a true partner of either reported.
+    #[test]
+    fn never_pairs_strangers_when_a_true_partner_reported() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed, TestRunner};
+        let config = Config {
+            cases: 3_000,
+            rng_seed: RngSeed::Fixed(2026),
+            ..Config::default()
+        };
+        let crowd = (2usize..16, any::<u64>());
+        TestRunner::new(config)
+            .run(&crowd, |(pairs, seed)| {
+                check_crowd(pairs, seed);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn check_crowd(pairs: usize, seed: u64) {
+        let mut state = seed | 1;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        // Phone 2p is pair p's payee, 2p + 1 its payer.
+        let mut arrivals = Vec::new();
+        let mut sent = vec![false; 2 * pairs];
+        for p in 0..pairs {
+            let room = next(3);
+            let at = T0 + next(400) as i64;
+            for (role, phone) in [(BumpRole::Payee, 2 * p), (BumpRole::Payer, 2 * p + 1)] {
+                // A third of the phones felt nothing.
+                if next(3) == 0 {
+                    continue;
+                }
+                sent[phone] = true;
+                let instant = at + next(61) as i64 - 30;
+                let arrival = instant + 200 + next(1_200) as i64;
+                arrivals.push((arrival, phone as u64, report(role, instant, room)));
+            }
+        }
+        arrivals.sort_by_key(|(arrival, id, _)| (*arrival, *id));
+        let mut m = matcher();
+        let mut outcomes = Vec::new();
+        for (arrival, id, r) in &arrivals {
+            outcomes.extend(m.submit(*id, r, *arrival).unwrap());
+        }
+        outcomes.extend(m.expire(T0 + 60_000));
+        for outcome in outcomes {
+            if let MatchOutcome::Matched {
+                payer_id, payee_id, ..
+            } = outcome
+            {
+                if payer_id == payee_id + 1 {
+                    continue;
+                }
+                let (payer_partner, payee_partner) = (payer_id - 1, payee_id + 1);
+                assert!(
+                    !sent[payer_partner as usize] && !sent[payee_partner as usize],
+                    "seed {seed}: payer {payer_id} paired with payee {payee_id} though a true partner reported"
+                );
+            }
+        }
     }
 
     #[test]

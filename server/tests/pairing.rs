@@ -267,6 +267,49 @@ async fn three_phones_in_one_window_all_bump_again(backend: Backend) {
     assert_eq!(claims_between(&s).await, 0);
 }
 
+/// Phones told to bump again stay visible to rivals until they settle: two
+/// late reporters near them (one the true partner of a phone in the group)
+/// bump again too, rather than pairing with each other as the only
+/// candidates left.
+async fn late_rivals_of_phones_told_to_bump_again_bump_again_too(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let bob = s.user("Bob", "5678").await;
+    let alice = s.user("Alice", "1234").await;
+    let carol = s.user("Carol", "4321").await;
+    let dave = s.user("Dave", "1111").await;
+    let erin = s.user("Erin", "2222").await;
+    let t = now_ms();
+    submit(&bob.client, report(BumpRole::Payee, t, ROOM), "")
+        .await
+        .unwrap();
+    submit(&alice.client, report(BumpRole::Payer, t + 10, ROOM), "")
+        .await
+        .unwrap();
+    let third = submit(&carol.client, report(BumpRole::Payer, t + 5, ROOM), "")
+        .await
+        .unwrap();
+    assert_eq!(third.outcome, BumpOutcome::BumpAgain);
+    // Erin (a payer whose partner felt nothing) and Dave (Carol's payee).
+    let erin_report = submit(&erin.client, report(BumpRole::Payer, t + 30, ROOM), "")
+        .await
+        .unwrap();
+    let dave_report = submit(&dave.client, report(BumpRole::Payee, t + 20, ROOM), "")
+        .await
+        .unwrap();
+    assert_eq!(erin_report.outcome, BumpOutcome::BumpAgain);
+    assert_eq!(dave_report.outcome, BumpOutcome::BumpAgain);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for (user, id) in [
+        (&erin, &erin_report.report_id),
+        (&dave, &dave_report.report_id),
+    ] {
+        assert_eq!(poll(&user.client, id).await.outcome, BumpOutcome::BumpAgain);
+    }
+    assert_eq!(claims_between(&s).await, 0);
+}
+
 async fn unmatched_report_expires_and_is_forgotten(backend: Backend) {
     let Some(s) = TestServer::start(backend, |_| {}).await else {
         return;
@@ -812,6 +855,7 @@ async fn expired_forged_and_foreign_tokens_are_refused(backend: Backend) {
 on_both_backends!(
     bump_match_creates_one_request_that_pays_once,
     three_phones_in_one_window_all_bump_again,
+    late_rivals_of_phones_told_to_bump_again_bump_again_too,
     unmatched_report_expires_and_is_forgotten,
     bad_and_late_reports_are_refused_with_a_reason,
     two_instances_sharing_a_database_match_each_pair_once,

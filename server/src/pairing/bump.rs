@@ -2,8 +2,9 @@
 //!
 //! The rules are `matching`'s (plausibility by time, fingerprint, location
 //! and impulse; a group of three or more plausible reports is ambiguous at
-//! once; a pair is matched only when both reports have settled, so no rival
-//! can still arrive); the state lives in `bump_reports` so that any number
+//! once, and so is a report plausible with one already told to bump again;
+//! a pair is matched only when both reports have settled, so no rival can
+//! still arrive); the state lives in `bump_reports` so that any number
 //! of server instances can share it:
 //!
 //! - every instance inserts the reports it receives, in a writer job;
@@ -172,10 +173,34 @@ async fn submit_job(
     // A new report can only add links, so a group of three is ambiguous now.
     let me = StoredReport::load(&mut *conn, id).await?;
     let group = group_of(conn, &rules, me).await?;
-    if group.len() >= 3 {
+    if group.len() >= 3 || rival_of_told_again(conn, &rules, &group).await? {
         flip(conn, &group, "ambiguous", now).await?;
     }
     withdraw_outrun_matches(conn, &rules, &group[0], now).await
+}
+
+/// Whether a report of `group` is a plausible partner of a report already
+/// told to bump again (the matcher's rule: such phones stay visible to
+/// rivals until they settle, and a rival bumps again too; with one of them
+/// out of the picture, two leftovers could look like each other's only
+/// candidate). Only reports within `max_time_diff_ms` are read, so a phone's
+/// own earlier bump never counts.
+async fn rival_of_told_again(
+    conn: &mut AnyConnection,
+    rules: &MatcherConfig,
+    group: &[StoredReport],
+) -> AppResult<bool> {
+    for member in group {
+        let told_again =
+            reports_near(conn, rules, "ambiguous", member.candidate.instant_ms()).await?;
+        if told_again.iter().any(|other| {
+            other.account != member.account
+                && matching::plausible(rules, &member.candidate, &other.candidate).is_some()
+        }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A report that reaches the database after a plausible partner of it was

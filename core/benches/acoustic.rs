@@ -2,7 +2,9 @@
 //! audio (fed in 1024-sample chunks), with and without a token in it, the
 //! token also heard through a room whose reverberation outlasts the cyclic
 //! prefix (the slow path: a long channel estimate and interference
-//! cancellation), and to modulate a token. Single thread.
+//! cancellation), the same token played at the other sample rate (44.1 kHz
+//! heard at 48 kHz and the reverse: the decoder reads it in its own timing
+//! first, then in the player's), and to modulate a token. Single thread.
 //!
 //! `cargo bench -p clink-core --bench acoustic`
 
@@ -10,6 +12,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use clink_core::acoustic::{Profile, TokenDecoder, TokenModem};
+
+#[path = "../tests/acoustic_support/mod.rs"]
+mod acoustic_support;
 
 const RUNS: usize = 200;
 const CHUNK_LEN: usize = 1024;
@@ -113,6 +118,25 @@ fn main() {
             "reverberant bench signal must decode"
         );
 
+        // Played at the other rate, through the same room, at the same level
+        // of white noise.
+        let player = if rate == 48_000 { 44_100 } else { 48_000 };
+        let played = TokenModem::new(Profile::NearUltrasound, player)
+            .unwrap()
+            .modulate(&token);
+        let resampled = acoustic_support::resample(&played, f64::from(rate) / f64::from(player));
+        let heard = convolve(&resampled, &reverberant_room(rate));
+        let mut across_rates = noise(second, heard_rms, 5);
+        for (s, t) in across_rates[second / 4..].iter_mut().zip(&heard) {
+            *s += t;
+        }
+        let mut check = TokenDecoder::new(Profile::NearUltrasound, rate).unwrap();
+        assert_eq!(
+            check.push(&across_rates),
+            vec![token],
+            "bench signal played at the other rate must decode"
+        );
+
         let modulate_times = (0..RUNS)
             .map(|_| {
                 let start = Instant::now();
@@ -121,10 +145,11 @@ fn main() {
             })
             .collect();
         println!(
-            "{rate} Hz: decode 1 s of noise: median {:?}; decode 1 s holding a token: median {:?}; holding a token heard through a reverberant room: median {:?}; modulate a {:.3} s token: median {:?}",
+            "{rate} Hz: decode 1 s of noise: median {:?}; decode 1 s holding a token: median {:?}; holding a token heard through a reverberant room: median {:?}; the same played at {player} Hz: median {:?}; modulate a {:.3} s token: median {:?}",
             time_decode(rate, &quiet),
             time_decode(rate, &with_token),
             time_decode(rate, &in_room),
+            time_decode(rate, &across_rates),
             modem.token_duration_s(),
             median(modulate_times),
         );

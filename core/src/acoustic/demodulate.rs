@@ -4,13 +4,15 @@
 //! scores above `DETECTION_SCORE`, it looks a little further for the
 //! strongest path and a little back for an earlier (direct) path, waits for
 //! the rest of the token to arrive, and demodulates at those timings until
-//! one passes the CRC. A failed candidate costs nothing but the attempt:
-//! scanning resumes right after it. Each attempt checks at most 52 decodes
-//! against the CRC-32C (26 per candidate start: ten passes and a list of 16
-//! alternatives after the last), each passing by chance with probability
-//! 2⁻³²; noise and ambient sound start an attempt about once every 20 s
-//! (six in the two minutes of the false-token test), so a false token is
-//! expected less than once in several decades of listening.
+//! one passes the CRC, first with its own symbol timing, then as played at
+//! the other common sample rate (see `PLAYER_RATES_HZ`). A failed candidate
+//! costs nothing but the attempt: scanning resumes right after it. Each
+//! attempt checks at most 104 decodes against the CRC-32C (26 per candidate
+//! start and timing: ten passes and a list of 16 alternatives after the
+//! last), each passing by chance with probability 2⁻³²; noise and ambient
+//! sound start an attempt about once every 20 s (six in the two minutes of
+//! the false-token test), so a false token is expected about once in 25
+//! years of listening.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use super::frame::{self, FRAME_BITS, Interleaver};
 use super::layout::{Layout, SUBCARRIER_SPACING_HZ};
 use super::modulate::reference_sign;
 use super::preamble::{LagScore, PreambleDetector};
+use super::resample::Resampler;
 use super::reverb::{NOISE_SHARE, ReverbCanceller, TOKEN_SHARE};
 use super::{AcousticError, Profile, Token, fec};
 
@@ -61,11 +64,22 @@ const MAX_CLOCK_PPM: f64 = 300.0;
 /// bit or two from right.
 const LIST_ALTERNATIVES: usize = 16;
 
+/// Sample rates phones play at. A token played at one and recorded at the
+/// other does not line up with the recorder's own symbol timing: the
+/// 15 ms cyclic prefix is 662 samples (15.011 ms) at 44.1 kHz and 720
+/// (15.000 ms) at 48 kHz, so each symbol starts 11 µs later or earlier than
+/// the recorder expects, the same drift as a 314 ppm clock offset, and one
+/// the reverberation canceller cannot undo by resampling (the subcarriers
+/// keep their frequencies). The decoder therefore also reads every
+/// candidate as played at the other rate: resampled to it, and demodulated
+/// in its layout.
+const PLAYER_RATES_HZ: [u32; 2] = [44_100, 48_000];
+
 /// Decodes tokens from microphone audio pushed in chunks of any size.
 pub struct TokenDecoder {
-    layout: Layout,
     detector: PreambleDetector,
-    demodulator: Demodulator,
+    /// One per symbol timing a player may use, the decoder's own first.
+    readers: Vec<Reader>,
     /// Input not yet consumed; `buffer[0]` is sample number `buffer_start`.
     buffer: Vec<f32>,
     buffer_start: u64,
@@ -102,7 +116,7 @@ impl TokenDecoder {
         let fs = f64::from(sample_rate_hz);
         Ok(TokenDecoder {
             detector: PreambleDetector::new(&layout),
-            demodulator: Demodulator::new(&layout),
+            readers: Reader::for_rate(&layout, profile)?,
             buffer: Vec::new(),
             buffer_start: 0,
             state: State::Scanning {
@@ -113,7 +127,6 @@ impl TokenDecoder {
             scores: Vec::new(),
             peak_search_len: (PEAK_SEARCH_S * fs) as u64,
             lookback_len: (EARLY_PATH_LOOKBACK_S * fs) as u64,
-            layout,
         })
     }
 
@@ -151,24 +164,27 @@ impl TokenDecoder {
                 candidates,
                 resume_at,
             } => {
-                let token_len = self.layout.token_len();
+                let span = self.readers.iter().map(|r| r.span).max().unwrap_or(0);
                 let last = candidates.iter().copied().max().unwrap_or(0);
-                if buffer_end < last + token_len as u64 {
+                if buffer_end < last + span as u64 {
                     return false;
                 }
                 let (candidates, resume_at) = (std::mem::take(candidates), *resume_at);
-                let decoded = candidates.iter().find_map(|&start| {
-                    // Input before the buffer is gone; such a start cannot be tried.
-                    let offset = usize::try_from(start.checked_sub(self.buffer_start)?).ok()?;
-                    let samples = &self.buffer[offset..offset + token_len];
-                    let token = self.demodulator.demodulate(&self.layout, samples)?;
-                    Some((start, token))
+                let buffer = &self.buffer;
+                let buffer_start = self.buffer_start;
+                let decoded = self.readers.iter_mut().find_map(|reader| {
+                    candidates.iter().find_map(|&start| {
+                        // Input before the buffer is gone; such a start cannot be tried.
+                        let offset = usize::try_from(start.checked_sub(buffer_start)?).ok()?;
+                        let token = reader.read(&buffer[offset..offset + reader.span])?;
+                        Some((start + reader.token_span as u64, token))
+                    })
                 });
                 let next_block = match decoded {
-                    Some((start, token)) => {
+                    Some((end, token)) => {
                         tokens.push(token);
                         self.recent.clear();
-                        start + token_len as u64
+                        end
                     }
                     None => resume_at,
                 };
@@ -274,6 +290,77 @@ fn candidate_starts(lags: &[(u64, f32)], lookback_len: u64) -> Vec<u64> {
         vec![best_lag]
     } else {
         vec![earliest, best_lag]
+    }
+}
+
+/// Reads candidates as played with one player's symbol timing: at the
+/// decoder's own rate as they are, at another rate resampled to it first.
+struct Reader {
+    /// The player's layout.
+    layout: Layout,
+    demodulator: Demodulator,
+    /// Input samples per player sample, and the resampler when that is not 1.
+    ratio: f64,
+    resampler: Option<Resampler>,
+    /// Input samples a candidate needs, and those the token itself takes.
+    span: usize,
+    token_span: usize,
+}
+
+impl Reader {
+    /// The decoder's own timing, then each player rate's whose timing
+    /// differs from it (in seconds: 96 kHz plays like 48 kHz).
+    fn for_rate(own: &Layout, profile: Profile) -> Result<Vec<Self>, AcousticError> {
+        let own_rate = own.sample_rate_hz;
+        let mut readers = vec![Reader {
+            layout: own.clone(),
+            demodulator: Demodulator::new(own),
+            ratio: 1.0,
+            resampler: None,
+            span: own.token_len(),
+            token_span: own.token_len(),
+        }];
+        for rate in PLAYER_RATES_HZ {
+            let Ok(layout) = Layout::new(profile, rate) else {
+                continue;
+            };
+            // Same timing when every part lasts as long in seconds.
+            let lasts_as_long = |other: &Layout| {
+                let parts = |l: &Layout| [l.preamble_len, l.cyclic_prefix_len, l.useful_len];
+                let (r1, r2) = (u64::from(other.sample_rate_hz), u64::from(rate));
+                parts(other)
+                    .iter()
+                    .zip(parts(&layout))
+                    .all(|(&a, b)| a as u64 * r2 == b as u64 * r1)
+            };
+            let same = readers.iter().any(|r| lasts_as_long(&r.layout));
+            if same {
+                continue;
+            }
+            let ratio = f64::from(own_rate) / f64::from(rate);
+            let token_span = (layout.token_len() as f64 * ratio).ceil() as usize;
+            readers.push(Reader {
+                demodulator: Demodulator::new(&layout),
+                ratio,
+                resampler: Some(Resampler::new()),
+                span: token_span + Resampler::reach(),
+                token_span,
+                layout,
+            });
+        }
+        Ok(readers)
+    }
+
+    /// Demodulates the candidate whose preamble starts at `samples[0]`;
+    /// `samples` holds `span` input samples.
+    fn read(&mut self, samples: &[f32]) -> Option<Token> {
+        match &self.resampler {
+            None => self.demodulator.demodulate(&self.layout, samples),
+            Some(resampler) => {
+                let played = resampler.resample(samples, self.ratio, self.layout.token_len());
+                self.demodulator.demodulate(&self.layout, &played)
+            }
+        }
     }
 }
 

@@ -27,6 +27,13 @@
 //! the Viterbi decoder's runners-up. The CRC-32C decides, so anything the
 //! code could not repair is dropped rather than reported.
 //!
+//! Sample rates: the parts of the token last the same in seconds at every
+//! rate but the cyclic prefix, 662 samples at 44.1 kHz (15.011 ms) against
+//! 15 ms at 48 kHz. The decoder reads a candidate with its own rate's
+//! timing and, failing that, resampled to the other rate's, so a token
+//! played at 44.1 kHz and recorded at 48 kHz (or the reverse) decodes as
+//! well as one played and recorded at the same rate.
+//!
 //! Everything here is pure: samples and a sample rate in, values out.
 
 mod demodulate;
@@ -35,6 +42,7 @@ mod frame;
 mod layout;
 mod modulate;
 mod preamble;
+mod resample;
 mod reverb;
 
 pub use demodulate::TokenDecoder;

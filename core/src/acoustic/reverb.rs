@@ -36,6 +36,7 @@ use rustfft::{Fft, FftPlanner};
 use super::layout::Layout;
 use super::modulate::{carrier_gain, symbol_signs, waveform};
 use super::preamble::taper_gain;
+use super::resample::Resampler;
 
 /// Longest echo the channel estimate covers. Longer catches more of the
 /// reverberation; shorter leaves fewer unknowns to estimate from one token.
@@ -72,12 +73,6 @@ const SMOOTHING_HALF_LEN: usize = 48;
 /// Per-subcarrier sequence detection tries every sign sequence of the data
 /// symbols (2^11 with today's 11); a guard against a layout with many more.
 const MAX_SEQUENCE_SYMBOLS: usize = 16;
-/// Half-width of the resampling kernel, in input samples.
-const RESAMPLE_HALF_TAPS: usize = 32;
-/// Fractional offsets tabulated for resampling (the offset is rounded to
-/// 1/512 sample: a 20 ns error, a few thousandths of a radian at 20 kHz).
-const RESAMPLE_PHASES: usize = 512;
-
 pub struct ReverbCanceller {
     /// Long FFT length: a multiple of `useful_len`, so every subcarrier
     /// falls on a bin, and longer than a token plus the channel.
@@ -95,7 +90,7 @@ pub struct ReverbCanceller {
     /// |W(j)|², j = −K..=K at index j + K: power spectrum of one symbol's
     /// taper window, for the energy of a burst heard through the channel.
     burst_kernel: Vec<f32>,
-    resample_table: Vec<f32>,
+    resampler: Resampler,
     /// Spectrum of the clock-corrected input.
     received: Vec<Complex32>,
     /// Scratch: rebuilt waveform spectrum, channel, residual.
@@ -145,26 +140,6 @@ impl ReverbCanceller {
         let rescale = long_len as f32 * window_energy / kept;
         burst_kernel.iter_mut().for_each(|p| *p *= rescale);
 
-        // Polyphase table: for each of RESAMPLE_PHASES fractional offsets
-        // f, the taps at d = j − (half − 1) − f, j = 0..2·half.
-        let taps = 2 * RESAMPLE_HALF_TAPS;
-        let half = RESAMPLE_HALF_TAPS as f64;
-        let resample_table = (0..RESAMPLE_PHASES * taps)
-            .map(|i| {
-                let (phase, j) = (i / taps, i % taps);
-                let d = j as f64 - (half - 1.0) - phase as f64 / RESAMPLE_PHASES as f64;
-                if d.abs() >= half {
-                    return 0.0;
-                }
-                let x = std::f64::consts::PI * d;
-                let sinc = if d == 0.0 { 1.0 } else { x.sin() / x };
-                let blackman = 0.42
-                    + 0.5 * (std::f64::consts::PI * d / half).cos()
-                    + 0.08 * (std::f64::consts::TAU * d / half).cos();
-                (sinc * blackman) as f32
-            })
-            .collect();
-
         ReverbCanceller {
             long_len,
             bins_per_carrier,
@@ -176,7 +151,7 @@ impl ReverbCanceller {
             channel_len,
             early_len,
             burst_kernel,
-            resample_table,
+            resampler: Resampler::new(),
             received: vec![Complex32::ZERO; long_len],
             rebuilt: vec![Complex32::ZERO; long_len],
             channel: vec![Complex32::ZERO; long_len],
@@ -496,35 +471,12 @@ impl ReverbCanceller {
             .collect()
     }
 
-    /// `out[n] = input(n · ratio)`, band-limited interpolation with a
-    /// Blackman-windowed sinc (hand-written: the resampling crates convert
-    /// between fixed rates, not by a ratio a few ppm from one).
+    /// `out[n] = input(n · ratio)`, as long as the input (see `Resampler`).
     pub(super) fn resample(&self, input: &[f32], ratio: f64) -> Vec<f32> {
         if ratio == 1.0 {
             return input.to_vec();
         }
-        let half = RESAMPLE_HALF_TAPS;
-        let taps = 2 * half;
-        // Zero padding on both sides keeps every tap inside the slice.
-        let mut padded = vec![0f32; input.len() + 2 * taps];
-        padded[taps..taps + input.len()].copy_from_slice(input);
-        (0..input.len())
-            .map(|n| {
-                let t = n as f64 * ratio;
-                let mut whole = t.floor() as usize;
-                let mut phase = ((t - whole as f64) * RESAMPLE_PHASES as f64).round() as usize;
-                if phase == RESAMPLE_PHASES {
-                    whole += 1;
-                    phase = 0;
-                }
-                // Input index whole − (half − 1) sits at padded index
-                // whole − (half − 1) + taps.
-                let first = whole + taps + 1 - half;
-                let window = &padded[first.min(padded.len() - taps)..][..taps];
-                let kernel = &self.resample_table[phase * taps..][..taps];
-                window.iter().zip(kernel).map(|(x, k)| x * k).sum()
-            })
-            .collect()
+        self.resampler.resample(input, ratio, input.len())
     }
 }
 

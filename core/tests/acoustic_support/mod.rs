@@ -1,7 +1,8 @@
-//! Channel simulation for the acoustic modem tests, the SNR sweep example and
+//! Channel simulation for the acoustic modem tests, the SNR sweep examples and
 //! the bench: room impulse responses and ambient recordings from the
-//! test data, speaker/microphone frequency response, clock drift, white noise
-//! and chunked streaming into the decoder.
+//! test data, speaker/microphone frequency response, clock drift, white noise,
+//! playback at one sample rate and capture at another, and chunked streaming
+//! into the decoder.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -395,6 +396,171 @@ pub fn run_trials(
         let rx = receive(&modem.modulate(&token), rate, band_hz, &imp, &mut rng);
         decoder.reset();
         let got = decode_streaming(&mut decoder, &rx, chunking, &mut rng);
+        stats.decoded += usize::from(got.contains(&token));
+        stats.wrong += got.iter().filter(|t| **t != token).count();
+    }
+    stats
+}
+
+/// Mean power per sample of `x` between `band_hz.0` and `band_hz.1` (both
+/// sides of the spectrum), through one FFT of the whole signal.
+pub fn in_band_power(x: &[f32], sample_rate_hz: u32, band_hz: (u32, u32)) -> f64 {
+    let n = x.len().next_power_of_two();
+    let mut spectrum: Vec<Complex32> = x.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    spectrum.resize(n, Complex32::ZERO);
+    FftPlanner::new().plan_fft_forward(n).process(&mut spectrum);
+    let bin_hz = f64::from(sample_rate_hz) / n as f64;
+    let first = (f64::from(band_hz.0) / bin_hz).ceil() as usize;
+    let last = ((f64::from(band_hz.1) / bin_hz).floor() as usize).min(n / 2);
+    let one_side: f64 = spectrum[first..=last]
+        .iter()
+        .map(|c| f64::from(c.norm_sqr()))
+        .sum();
+    // Parseval: Σ x² = Σ |X|² / n; the band appears at ±f.
+    2.0 * one_side / n as f64 / x.len().max(1) as f64
+}
+
+/// A token played by one phone at `play_rate_hz` and recorded by another
+/// at `capture_rate_hz` (the two may differ: 44.1 kHz against 48 kHz).
+#[derive(Clone, Debug)]
+pub struct CrossRate {
+    pub play_rate_hz: u32,
+    pub capture_rate_hz: u32,
+    /// Error of the playing phone's clock against the recording phone's, in
+    /// parts per million: positive plays fast (the token arrives shorter).
+    pub clock_ppm: f64,
+    /// Index into `room_data(capture_rate_hz).rirs`.
+    pub room: usize,
+    /// Index into `room_data(capture_rate_hz).ambient`.
+    pub ambient: usize,
+    /// Token power as heard over ambient power, both measured in the band.
+    pub in_band_snr_db: f64,
+    /// Ambient sound before the token arrives.
+    pub lead_s: f64,
+}
+
+impl CrossRate {
+    /// A random trial in `room`: ±100 ppm clock error, a random lead-in, the
+    /// ambient scenes in turn.
+    pub fn random(
+        rng: &mut StdRng,
+        trial: usize,
+        play_rate_hz: u32,
+        capture_rate_hz: u32,
+        room: usize,
+        in_band_snr_db: f64,
+    ) -> Self {
+        let sign = if rng.r#gen::<bool>() { 1.0 } else { -1.0 };
+        CrossRate {
+            play_rate_hz,
+            capture_rate_hz,
+            clock_ppm: sign * 100.0,
+            room,
+            ambient: trial % room_data(capture_rate_hz).ambient.len(),
+            in_band_snr_db,
+            lead_s: rng.gen_range(0.0..1.0),
+        }
+    }
+}
+
+/// In-band power of each ambient scene at one rate, measured once.
+fn ambient_in_band_power(sample_rate_hz: u32, band_hz: (u32, u32), scene: usize) -> f64 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: OnceLock<Mutex<HashMap<(u32, u32, u32, usize), f64>>> = OnceLock::new();
+    let key = (sample_rate_hz, band_hz.0, band_hz.1, scene);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(&power) = cache.lock().unwrap().get(&key) {
+        return power;
+    }
+    let recording = &room_data(sample_rate_hz).ambient[scene].1;
+    let power = in_band_power(recording, sample_rate_hz, band_hz);
+    cache.lock().unwrap().insert(key, power);
+    power
+}
+
+/// Microphone signal at `imp.capture_rate_hz` for `tx`, modulated at
+/// `imp.play_rate_hz`: band-limited resampling from the playing to the
+/// recording rate with the clock error folded in, the room, then the
+/// ambient scene at the in-band SNR.
+pub fn receive_cross_rate(
+    tx: &[f32],
+    band_hz: (u32, u32),
+    imp: &CrossRate,
+    rng: &mut StdRng,
+) -> Vec<f32> {
+    let capture = imp.capture_rate_hz;
+    // The player emits its samples at play_rate · (1 + ppm) per second of
+    // the recorder's clock.
+    let ratio = f64::from(capture) / (f64::from(imp.play_rate_hz) * (1.0 + imp.clock_ppm * 1e-6));
+    let played = resample(tx, ratio);
+    let rir = &room_data(capture).rirs[imp.room].1;
+    let arrival = rir
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .map_or(0, |(i, _)| i);
+    let signal = convolve(&played, rir);
+    // Level of the token as heard, from the direct sound on.
+    let heard = &signal[arrival..(arrival + played.len()).min(signal.len())];
+    let token_power = in_band_power(heard, capture, band_hz);
+
+    let fs = f64::from(capture);
+    let lead = (imp.lead_s * fs) as usize;
+    let tail = (0.2 * fs) as usize;
+    let mut rx = vec![0f32; lead + signal.len() + tail];
+    rx[lead..lead + signal.len()].copy_from_slice(&signal);
+    let noise = &room_data(capture).ambient[imp.ambient].1;
+    let noise_power = ambient_in_band_power(capture, band_hz, imp.ambient);
+    let gain = (token_power / noise_power * 10f64.powf(-imp.in_band_snr_db / 10.0)).sqrt() as f32;
+    let start = rng.gen_range(0..noise.len());
+    for (i, s) in rx.iter_mut().enumerate() {
+        *s += gain * noise[(start + i) % noise.len()];
+    }
+    rx
+}
+
+/// Runs `trials` random tokens played at one rate and recorded at another;
+/// counts exact decodes and wrong tokens.
+pub fn run_cross_rate_trials(
+    profile: clink_core::acoustic::Profile,
+    seed: u64,
+    trials: usize,
+    chunking: Chunking,
+    mut impairments: impl FnMut(&mut StdRng, usize) -> CrossRate,
+) -> TrialStats {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut modems: Vec<TokenModem> = Vec::new();
+    let mut decoders: Vec<(u32, TokenDecoder)> = Vec::new();
+    let mut stats = TrialStats {
+        trials,
+        decoded: 0,
+        wrong: 0,
+    };
+    for trial in 0..trials {
+        let token: Token = rng.r#gen();
+        let imp = impairments(&mut rng, trial);
+        if !modems
+            .iter()
+            .any(|m| m.sample_rate_hz() == imp.play_rate_hz)
+        {
+            modems.push(TokenModem::new(profile, imp.play_rate_hz).unwrap());
+        }
+        let modem = modems
+            .iter()
+            .find(|m| m.sample_rate_hz() == imp.play_rate_hz)
+            .unwrap();
+        let rx = receive_cross_rate(&modem.modulate(&token), profile.band_hz(), &imp, &mut rng);
+        let capture = imp.capture_rate_hz;
+        if !decoders.iter().any(|(rate, _)| *rate == capture) {
+            decoders.push((capture, TokenDecoder::new(profile, capture).unwrap()));
+        }
+        let (_, decoder) = decoders
+            .iter_mut()
+            .find(|(rate, _)| *rate == capture)
+            .unwrap();
+        decoder.reset();
+        let got = decode_streaming(decoder, &rx, chunking, &mut rng);
         stats.decoded += usize::from(got.contains(&token));
         stats.wrong += got.iter().filter(|t| **t != token).count();
     }

@@ -71,6 +71,9 @@ fn main() {
         }
     }
     submitted.sort_by_key(|s| (s.arrival_ms, s.id));
+    if let Some(path) = std::env::var_os("CLINK_CROWD_EXPLAIN") {
+        explain(&phones, &submitted, Path::new(&path));
+    }
 
     let mut matcher = Matcher::new(MatcherConfig::default()).expect("default config is valid");
     let mut outcomes = Vec::new();
@@ -259,4 +262,41 @@ fn read_audio(path: &Path) -> (Vec<f32>, u32) {
         }
     };
     (samples, spec.sample_rate)
+}
+
+/// For tuning: how the reports of the phone pairs listed in `path` (one
+/// `ID ID` a line, e.g. true partners from a scorer's output) compare.
+fn explain(phones: &[PhoneFields], submitted: &[Submitted], path: &Path) {
+    use clink_core::bump::AmbientFingerprint;
+    let by_phone: HashMap<&str, &BumpReport> = submitted
+        .iter()
+        .map(|s| (phones[s.id as usize].phone_id.as_str(), &s.report))
+        .collect();
+    let text = std::fs::read_to_string(path).expect("pairs file is readable");
+    for line in text.lines() {
+        let ids: Vec<&str> = line.split_whitespace().collect();
+        let [a, b] = ids[..] else { continue };
+        let (Some(ra), Some(rb)) = (by_phone.get(a), by_phone.get(b)) else {
+            eprintln!("{a} {b}: not both reported");
+            continue;
+        };
+        let fa = AmbientFingerprint::from_bytes(&ra.fingerprint).expect("own fingerprint");
+        let fb = AmbientFingerprint::from_bytes(&rb.fingerprint).expect("own fingerprint");
+        let distance = match (ra.location, rb.location) {
+            (Some(la), Some(lb)) => format!(
+                "{:.0} m (accuracies {:.0}, {:.0})",
+                la.distance_m(&lb),
+                la.accuracy_m,
+                lb.accuracy_m
+            ),
+            _ => "-".into(),
+        };
+        let (da, db) = (ra.impulse.delta_v_mps, rb.impulse.delta_v_mps);
+        eprintln!(
+            "{a} {b}: dt {} ms, similarity {:.3}, distance {distance}, delta-v {da:.3}/{db:.3} (ratio {:.2})",
+            ra.instant_ms - rb.instant_ms,
+            fa.similarity(&fb),
+            da.max(db) / da.min(db),
+        );
+    }
 }

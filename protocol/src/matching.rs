@@ -72,9 +72,16 @@ impl Default for MatcherConfig {
             max_report_delay_ms: 1_500,
             max_future_ms: 500,
             min_fingerprint_similarity: SAME_ROOM_THRESHOLD,
-            distance_slack_m: 25.0,
-            location_sigmas: 3.0,
-            max_delta_v_ratio: 3.0,
+            // Phone fixes: 1 in 20 is 2–4 times worse than its stated
+            // accuracy, so the allowance is wide; location only rules out
+            // phones streets apart.
+            distance_slack_m: 40.0,
+            location_sigmas: 4.5,
+            // Masses differ by up to 2×, and a 50–100 Hz sensor's filter
+            // makes the velocity change of a few-ms pulse uncertain by
+            // several times (measured on independent crowds: true partners
+            // up to 10×); only wildly different impulses rule a pair out.
+            max_delta_v_ratio: 12.0,
             capacity: 100_000,
         }
     }
@@ -701,13 +708,14 @@ mod tests {
         let mut payee = report(BumpRole::Payee, T0, 7);
         payee.location = Some(here);
         let mut far = report(BumpRole::Payer, T0, 7);
-        // 0.001° of latitude: 111 m, beyond 25 + 3 × 14 m.
+        // 0.002° of latitude: 222 m, beyond 40 + 4.5 × 14 m.
         far.location = Some(CoarseLocation {
-            lat_deg: 35.001,
+            lat_deg: 35.002,
             ..here
         });
+        // 15 times the payee's velocity change: no two phones' masses.
         let mut hard = report(BumpRole::Payer, T0, 7);
-        hard.impulse.delta_v_mps = 0.7;
+        hard.impulse.delta_v_mps = 3.0;
         m.submit(1, &payee, T0).unwrap();
         m.submit(2, &far, T0).unwrap();
         m.submit(3, &hard, T0).unwrap();

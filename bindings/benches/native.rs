@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clink_ffi::acoustic::{AcousticProfile, TokenDecoder, acoustic_token_len};
+use clink_ffi::dialstring::parse_dial_string;
 use clink_ffi::dtmf::{DtmfDetector, dtmf_synth_config_default, synthesize_dtmf_f32};
 use clink_ffi::pcm::{PcmEncoding, pcm_to_bytes};
 use clink_ffi::secrets::{SecretError, SecretStore};
@@ -64,6 +65,16 @@ fn main() {
         "trivial call: acoustic_token_len()",
         median_ns(51, 100_000, || {
             black_box(acoustic_token_len());
+        }),
+    );
+    // The string-argument call of the Kotlin and Python benchmarks; the
+    // clone stands for the string the FFI hands over.
+    const DIAL: &str = "111-090-1111-1111*800";
+    let dial = String::from(DIAL);
+    report(
+        &format!("string argument: parse_dial_string(\"{DIAL}\")"),
+        median_ns(51, 100_000, || {
+            black_box(parse_dial_string(black_box(dial.clone())).expect("a dial string"));
         }),
     );
     for rate_hz in [8_000u32, 48_000] {

@@ -1,7 +1,7 @@
 // FFI call overhead from Kotlin on the JVM (scripts/bench-bindings): a
-// trivial call, one second of PCM handed to the DTMF detector and the token
-// decoder (as a list of floats and as bytes), and the wallet's local reads.
-// Prints the median time per call.
+// trivial call, a call with a string argument, one second of PCM handed to
+// the DTMF detector and the token decoder (as a list of floats and as
+// bytes), and the wallet's local reads. Prints the median time per call.
 package app.clink.bench
 
 import app.clink.core.*
@@ -46,8 +46,13 @@ private class MapSecretStore : SecretStore {
     override fun delete(name: String): Boolean = secrets.remove(name) != null
 }
 
+/** A short dial string for the string-argument call. */
+private const val DIAL = "111-090-1111-1111*800"
+
 fun main() {
     report("trivial call: acousticTokenLen()", medianNs(51, 20_000) { acousticTokenLen() })
+    // A string in (a buffer Rust allocates, filled from Kotlin) and a record out.
+    report("string argument: parseDialString(\"$DIAL\")", medianNs(51, 20_000) { parseDialString(DIAL) })
     for (rateHz in listOf(8_000, 48_000)) {
         val pcm = oneSecondOfKeys(rateHz)
         check(pcm.size == rateHz)

@@ -1,6 +1,7 @@
-"""FFI call overhead from Python (scripts/bench-bindings): a trivial call, one
-second of PCM handed to the DTMF detector and the token decoder (as a list
-of floats and as bytes), and the wallet's local reads. Prints the median
+"""FFI call overhead from Python (scripts/bench-bindings): a trivial call, a
+call with a string argument, one second of PCM handed to the DTMF detector
+and the token decoder (as a list of floats and as bytes), and the wallet's
+local reads. Prints the median
 time per call."""
 
 import statistics
@@ -16,9 +17,13 @@ from clink_ffi import (
     TokenDecoder,
     Wallet,
     acoustic_token_len,
+    parse_dial_string,
     dtmf_synth_config_default,
     synthesize_dtmf_f32,
 )
+
+# A short dial string for the string-argument call.
+DIAL = "111-090-1111-1111*800"
 
 
 def median_ns(rounds, calls_per_round, body):
@@ -63,6 +68,11 @@ class DictSecretStore(SecretStore):
 
 def main():
     report("trivial call: acoustic_token_len()", median_ns(21, 20_000, acoustic_token_len))
+    # A string in (a buffer Rust allocates, filled from Python) and a record out.
+    report(
+        f'string argument: parse_dial_string("{DIAL}")',
+        median_ns(21, 20_000, lambda: parse_dial_string(DIAL)),
+    )
     for rate_hz in (8_000, 48_000):
         pcm = one_second_of_keys(rate_hz)
         assert len(pcm) == rate_hz

@@ -595,6 +595,26 @@ pub async fn post_send_directly(
     backend: crate::db::Backend,
     s: &DirectSend<'_>,
 ) -> AppResult<bool> {
+    Ok(send_directly(conn, backend, s).await? == Direct::Posted)
+}
+
+/// What [`send_directly`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    Posted,
+    /// A rule did not hold; nothing was written.
+    NotPosted,
+    /// It wrote part of the way and was undone back to the job's savepoint
+    /// (with whatever else the job wrote since).
+    Undone,
+}
+
+/// [`post_send_directly`], saying whether an undo happened.
+pub async fn send_directly(
+    conn: &mut AnyConnection,
+    backend: crate::db::Backend,
+    s: &DirectSend<'_>,
+) -> AppResult<Direct> {
     let t = s.transfer;
     debug_assert_eq!(t.kind, TransferKind::Send);
     let sql = match (backend, s.nonce.is_some()) {
@@ -630,11 +650,11 @@ pub async fn post_send_directly(
             .map(|n| n as u64),
     };
     match written {
-        Ok(n) if n == complete => Ok(true),
-        Ok(0) => Ok(false),
+        Ok(n) if n == complete => Ok(Direct::Posted),
+        Ok(0) => Ok(Direct::NotPosted),
         Ok(_) | Err(_) => {
             crate::writer::undo_job(conn).await?;
-            Ok(false)
+            Ok(Direct::Undone)
         }
     }
 }

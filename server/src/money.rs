@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::response::Response;
 use clink_protocol::phone::PhoneNumber;
 use clink_protocol::wire::*;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Executor};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
@@ -153,9 +153,9 @@ where
     let mut look_up_first = req.seen_before;
     if let (Some(direct), false) = (&req.direct, req.seen_before) {
         match post_directly(st, conn, account, req, direct).await {
-            Ok(Some(response)) => return outcome(Ok(response)),
+            Ok(Posted::Yes(response)) => return outcome(Ok(response)),
             // Its key may have an answer: look it up before the steps.
-            Ok(None) => look_up_first = true,
+            Ok(Posted::No | Posted::Undone) => look_up_first = true,
             Err(e) => return outcome(Err(e.into())),
         }
     }
@@ -173,14 +173,112 @@ where
     }
 }
 
-/// The send in one statement; `None` if a rule did not hold (nothing written).
+/// Several money operations of one account in one writer job, in order, as
+/// if each had a job of its own: each gets its own reply, and an item that
+/// fails undoes none of the others.
+///
+/// A send expected to pass ([`MoneyRequest`]'s `direct`) costs one round trip
+/// to the database: its one statement writes everything or nothing, so
+/// consecutive ones share one savepoint (named like the writer's, so
+/// [`crate::writer::undo_job`] goes back to it). Only a statement that wrote
+/// part of the way and was undone takes the others since that savepoint with
+/// it: those are run again, and from there on every item runs [`money_job`]
+/// in a savepoint of its own, as do items that need the step-by-step path (a
+/// rule did not hold, a claim, a key seen before). A failing savepoint
+/// statement (the connection broke) fails the whole job; its writes are then
+/// undone and no item is answered as done.
+pub(crate) async fn money_jobs(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    items: Vec<PreparedMoney>,
+) -> Outcome<Vec<Result<StoredResponse, AppError>>> {
+    match run_items(st, conn, account, items).await {
+        Ok(replies) => outcome(Ok(replies)),
+        Err(e) => outcome(Err(e.into())),
+    }
+}
+
+async fn run_items(
+    st: &AppState,
+    conn: &mut AnyConnection,
+    account: i64,
+    items: Vec<PreparedMoney>,
+) -> AppResult<Vec<Result<StoredResponse, AppError>>> {
+    let n = items.len();
+    let mut items: Vec<Option<PreparedMoney>> = items.into_iter().map(Some).collect();
+    let mut replies: Vec<Option<Result<StoredResponse, AppError>>> = (0..n).map(|_| None).collect();
+    // The savepoint the direct sends since `shared_from` share.
+    conn.execute("SAVEPOINT job").await?;
+    let mut shared_from = 0;
+    let mut each_its_own = false;
+    let mut i = 0;
+    while i < n {
+        let item = items[i].as_mut().expect("an item runs once");
+        if !each_its_own && !item.req.seen_before {
+            if let Some(direct) = &item.req.direct {
+                match post_directly(st, conn, account, &item.req, direct).await? {
+                    Posted::Yes(response) => {
+                        replies[i] = Some(Ok(response));
+                        i += 1;
+                        continue;
+                    }
+                    // Nothing written: the steps below say which rule failed.
+                    Posted::No => {
+                        item.req.direct = None;
+                        item.req.seen_before = true;
+                    }
+                    Posted::Undone => {
+                        for reply in &mut replies[shared_from..i] {
+                            *reply = None;
+                        }
+                        i = shared_from;
+                        each_its_own = true;
+                        continue;
+                    }
+                }
+            }
+        }
+        let item = items[i].take().expect("an item runs once");
+        conn.execute("SAVEPOINT job").await?;
+        let done = money_job(st, conn, account, &item.req, item.post).await;
+        // Its own savepoint, then the shared one (this item cannot be run
+        // again), and a new shared one for the items after it.
+        conn.execute(if done.keep_writes {
+            "RELEASE SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
+        })
+        .await?;
+        replies[i] = Some(done.reply);
+        i += 1;
+        shared_from = i;
+    }
+    conn.execute("RELEASE SAVEPOINT job").await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| reply.expect("every item ran"))
+        .collect())
+}
+
+/// What [`post_directly`] did.
+enum Posted {
+    Yes(StoredResponse),
+    /// A rule did not hold; nothing was written.
+    No,
+    /// It wrote part of the way and was undone back to the job's
+    /// (innermost) savepoint.
+    Undone,
+}
+
+/// The send in one statement.
 async fn post_directly(
     st: &AppState,
     conn: &mut AnyConnection,
     account: i64,
     req: &MoneyRequest,
     direct: &DirectSend,
-) -> AppResult<Option<StoredResponse>> {
+) -> AppResult<Posted> {
     let now = now_ms();
     let t = NewTransfer {
         id: &direct.id,
@@ -203,8 +301,13 @@ async fn post_directly(
         response: &response,
         now,
     };
-    let posted = ledger::post_send_directly(conn, st.db.backend, &send).await?;
-    Ok(posted.then_some(response))
+    Ok(
+        match ledger::send_directly(conn, st.db.backend, &send).await? {
+            ledger::Direct::Posted => Posted::Yes(response),
+            ledger::Direct::NotPosted => Posted::No,
+            ledger::Direct::Undone => Posted::Undone,
+        },
+    )
 }
 
 /// PIN, policy and `post`, then the answer remembered under the request's

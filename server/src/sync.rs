@@ -7,8 +7,7 @@
 //! below the idempotency retention keeps a replayed item from ever running
 //! twice. Items then go through exactly the money rules of
 //! `POST /v1/transfers/send` and `POST /v1/claims` (`money::prepare_*`,
-//! `money::money_job`), one writer job each, all queued at once so they share
-//! group commits. A refused item is reported and the others go on.
+//! `money::money_jobs`), up to `ITEMS_PER_JOB` to a writer job, all queued at once so they share group commits. A refused item is reported and the others go on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,13 +34,14 @@ const _: () = assert!(
 );
 
 type Reply = Result<StoredResponse, AppError>;
-type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+/// One writer job of a sync: its items' replies, once committed.
+type Pending = Pin<Box<dyn Future<Output = Result<Vec<Reply>, AppError>> + Send>>;
 
-/// One item on its way: refused while being checked, or a queued writer job.
-enum Item {
-    Refused(String, AppError),
-    Queued(String, Pending),
-}
+/// Most items in one writer job. One job per item would cost each item a
+/// trip through the writer's queue and a wake-up of this handler; one job
+/// for a whole batch would hold every other request behind it for as long
+/// as the batch takes, past the writer's `MAX_BATCH_WORK`.
+const ITEMS_PER_JOB: usize = 100;
 
 pub async fn sync(
     State(state): State<Arc<AppState>>,
@@ -111,40 +111,84 @@ async fn handle(state: Arc<AppState>, caller: Caller) -> AppResult<Json<SyncResp
     nonce?;
     let (prepared_items, seen, mut pins) = checks?;
     clock.lap(profile::Phase::Prepare);
-    let mut items = Vec::with_capacity(prepared_items.len());
+    // Items refused while being checked keep their place; the others go to
+    // the writer in jobs of up to `ITEMS_PER_JOB`, in the order queued.
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(prepared_items.len());
+    let mut keys = Vec::with_capacity(prepared_items.len());
+    let mut jobs: Vec<(Vec<usize>, Vec<PreparedMoney>)> = Vec::new();
     for prepared in prepared_items {
         let (key, mut prepared) = match prepared {
             Ok(ready) => ready,
             Err((key, error)) => {
-                items.push(Item::Refused(key, error));
+                keys.push(key);
+                replies.push(Some(Err(error)));
                 continue;
             }
         };
         if let Some(error) = pins.refuse_repeat(&state, prepared.req.pin()) {
-            items.push(Item::Refused(key, error));
+            keys.push(key);
+            replies.push(Some(Err(error)));
             continue;
         }
         prepared.req.seen_before = seen.contains(&key);
-        let st = state.clone();
-        let job = async move {
-            st.clone()
-                .writer
-                .run(move |conn| {
-                    Box::pin(async move {
-                        money::money_job(&st, conn, account, &prepared.req, prepared.post).await
-                    })
-                })
-                .await
-        };
-        items.push(Item::Queued(key, Box::pin(job)));
+        if jobs
+            .last()
+            .is_none_or(|(slots, _)| slots.len() >= ITEMS_PER_JOB)
+        {
+            jobs.push((
+                Vec::with_capacity(ITEMS_PER_JOB),
+                Vec::with_capacity(ITEMS_PER_JOB),
+            ));
+        }
+        let (slots, job) = jobs.last_mut().expect("a job was just added");
+        slots.push(keys.len());
+        job.push(prepared);
+        keys.push(key);
+        replies.push(None);
     }
-
-    let results = run_in_order(items)
-        .await
+    let (slots, jobs): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+    let jobs = jobs
         .into_iter()
+        .map(|job| {
+            let st = state.clone();
+            Box::pin(async move {
+                st.clone()
+                    .writer
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            let started = Instant::now();
+                            let done = money::money_jobs(&st, conn, account, job).await;
+                            profile::add(profile::Phase::Jobs, started.elapsed());
+                            done
+                        })
+                    })
+                    .await
+            }) as Pending
+        })
+        .collect();
+    for (slots, answer) in slots.into_iter().zip(run_in_order(jobs).await) {
+        match answer {
+            Ok(answers) => {
+                for (slot, reply) in slots.into_iter().zip(answers) {
+                    replies[slot] = Some(reply);
+                }
+            }
+            Err(e) => {
+                for slot in slots {
+                    replies[slot] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    let results = keys
+        .into_iter()
+        .zip(replies)
         .map(|(idempotency_key, reply)| SyncItemResult {
             idempotency_key,
-            outcome: match reply.and_then(|stored| transfer_of(&stored)) {
+            outcome: match reply
+                .expect("every item was answered")
+                .and_then(|stored| transfer_of(&stored))
+            {
                 Ok(transfer) => SyncOutcome::Accepted { transfer },
                 Err(e) => SyncOutcome::Rejected { error: e.0 },
             },
@@ -294,34 +338,23 @@ fn transfer_of(stored: &StoredResponse) -> AppResult<TransferView> {
     })
 }
 
-/// Drives all queued jobs to completion and returns their replies in order.
+/// Drives a sync's writer jobs to completion and returns their answers in
+/// order.
 ///
-/// The jobs are first polled in item order, which is the order they enter the
+/// The jobs are first polled in order, which is the order they enter the
 /// writer's queue (its channel is FIFO), so items run in the order the user
 /// queued them: with too little money, the later items are the ones refused.
 /// `futures::join_all` would do the driving but does not promise that order.
-async fn run_in_order(items: Vec<Item>) -> Vec<(String, Reply)> {
-    let mut keys = Vec::with_capacity(items.len());
-    let mut slots: Vec<(Option<Pending>, Option<Reply>)> = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Item::Refused(key, error) => {
-                keys.push(key);
-                slots.push((None, Some(Err(error))));
-            }
-            Item::Queued(key, job) => {
-                keys.push(key);
-                slots.push((Some(job), None));
-            }
-        }
-    }
+async fn run_in_order(jobs: Vec<Pending>) -> Vec<Result<Vec<Reply>, AppError>> {
+    let mut slots: Vec<(Option<Pending>, Option<Result<Vec<Reply>, AppError>>)> =
+        jobs.into_iter().map(|job| (Some(job), None)).collect();
     std::future::poll_fn(|cx| {
         let mut all_done = true;
-        for (job, reply) in slots.iter_mut() {
+        for (job, answer) in slots.iter_mut() {
             if let Some(fut) = job {
                 match fut.as_mut().poll(cx) {
                     Poll::Ready(r) => {
-                        *reply = Some(r);
+                        *answer = Some(r);
                         *job = None;
                     }
                     Poll::Pending => all_done = false,
@@ -335,9 +368,9 @@ async fn run_in_order(items: Vec<Item>) -> Vec<(String, Reply)> {
         }
     })
     .await;
-    keys.into_iter()
-        .zip(slots)
-        .map(|(key, (_, reply))| (key, reply.expect("every job finished")))
+    slots
+        .into_iter()
+        .map(|(_, answer)| answer.expect("every job finished"))
         .collect()
 }
 
@@ -361,15 +394,19 @@ pub mod profile {
         Prepare,
         /// The items' writer jobs, up to their durable commit.
         Writer,
+        /// Inside the items' writer jobs (the rest of `Writer` is waiting
+        /// in the writer's queue and for the commit).
+        Jobs,
         /// The inbox page and the balance.
         Account,
     }
 
-    pub const PHASES: [Phase; 5] = [
+    pub const PHASES: [Phase; 6] = [
         Phase::Handler,
         Phase::Parse,
         Phase::Prepare,
         Phase::Writer,
+        Phase::Jobs,
         Phase::Account,
     ];
 
@@ -380,6 +417,7 @@ pub mod profile {
                 Phase::Parse => "server: parse body",
                 Phase::Prepare => "server: nonce | verify + prepare",
                 Phase::Writer => "server: ledger jobs + commit",
+                Phase::Jobs => "server:   inside the jobs",
                 Phase::Account => "server: inbox + balance",
             }
         }

@@ -13,6 +13,7 @@ on_both_backends!(
     tampered_stale_and_oversized_syncs_are_refused,
     a_wrong_pin_on_many_items_counts_once,
     a_replayed_sync_request_runs_none_of_its_items,
+    an_item_failing_in_a_shared_job_undoes_none_of_the_others,
 );
 
 fn now_ms() -> i64 {
@@ -286,4 +287,69 @@ async fn a_replayed_sync_request_runs_none_of_its_items(backend: Backend) {
         "{r:?}"
     );
     assert_eq!(alice.balance().await, 800);
+}
+
+/// A sync's items share writer jobs. An item whose writes fail part of the
+/// way (here a trigger refuses its ledger entry) is refused alone: the items
+/// before and after it in the same job are posted, once each, and sending
+/// the batch again replays their answers and moves no more money.
+async fn an_item_failing_in_a_shared_job_undoes_none_of_the_others(backend: Backend) {
+    let Some(server) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = server.user("Alice", "1234").await;
+    let bob = server.user("Bob", "5678").await;
+    alice.cash_in(10_000).await;
+    const FAILING: i64 = 4_243;
+    let trigger: &[&str] = match backend {
+        Backend::Sqlite => &["CREATE TRIGGER refuse_entry BEFORE INSERT ON entries \
+             WHEN NEW.amount = 4243 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_entry() RETURNS trigger AS $$ BEGIN \
+             IF NEW.amount = 4243 THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_entry BEFORE INSERT ON entries \
+             FOR EACH ROW EXECUTE FUNCTION refuse_entry()",
+        ],
+    };
+    for statement in trigger {
+        sqlx::query(statement).execute(server.pool()).await.unwrap();
+    }
+    let amounts = [10, 20, FAILING, 30, 40, FAILING, 50];
+    let items: Vec<SyncItem> = amounts
+        .iter()
+        .map(|&amount| send_item(&alice, &bob, amount, &item_key(), now_ms()))
+        .collect();
+    let first = sync(&alice, items.clone()).await.unwrap();
+    let refused: Vec<bool> = first
+        .results
+        .iter()
+        .map(|r| rejected_code(r).is_some())
+        .collect();
+    assert_eq!(
+        refused,
+        amounts.map(|a| a == FAILING).to_vec(),
+        "{:?}",
+        first.results
+    );
+    assert_eq!(first.balance, 10_000 - 150);
+    assert_eq!(bob.balance().await, 150);
+    let posted: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE kind = 'send'")
+        .fetch_one(server.pool())
+        .await
+        .unwrap();
+    assert_eq!(posted, 5, "each accepted item is posted once");
+
+    let again = sync(&alice, items).await.unwrap();
+    for (a, b) in first.results.iter().zip(&again.results) {
+        match (&a.outcome, &b.outcome) {
+            (SyncOutcome::Accepted { transfer: a }, SyncOutcome::Accepted { transfer: b }) => {
+                assert_eq!(a, b)
+            }
+            (SyncOutcome::Rejected { .. }, SyncOutcome::Rejected { .. }) => {}
+            other => panic!("a different answer the second time: {other:?}"),
+        }
+    }
+    assert_eq!(alice.balance().await, 10_000 - 150);
+    assert_eq!(server.sum_of_balances().await, 0);
 }

@@ -333,7 +333,8 @@ impl KnockDetector {
             && peak.magnitude >= min_peak
             && peak_detail >= MIN_PEAK_TO_MOTION * motion
             && duration_ms <= MAX_WIDTH_MS.max(MAX_WIDTH_SAMPLE_INTERVALS * interval_ms);
-        if !clear && !(self.faint_candidates && faint_shape(h, i, motion, interval_ms)) {
+        if !clear && !(self.faint_candidates && faint_shape(h, i, peak_detail, motion, interval_ms))
+        {
             return None;
         }
 
@@ -389,13 +390,19 @@ impl KnockDetector {
 }
 
 /// The lower bars of a faint knock at sample `i` (see the module docs): its
-/// detail stands [`FAINT_MIN_PEAK_TO_MOTION`] times above the surrounding
+/// detail (`peak_detail`) stands [`FAINT_MIN_PEAK_TO_MOTION`] times above the surrounding
 /// motion, and its width is measured halfway between that motion and the
 /// peak (walking keeps the magnitude itself high around a weak pulse), at
 /// most [`FAINT_MAX_WIDTH_SAMPLE_INTERVALS`] intervals: a slow sensor's
 /// filter smears a few-ms pulse over two or three of them.
-fn faint_shape(h: &VecDeque<Processed>, i: usize, motion: f32, interval_ms: f64) -> bool {
-    if detail(h, i) < FAINT_MIN_PEAK_TO_MOTION * motion {
+fn faint_shape(
+    h: &VecDeque<Processed>,
+    i: usize,
+    peak_detail: f32,
+    motion: f32,
+    interval_ms: f64,
+) -> bool {
+    if peak_detail < FAINT_MIN_PEAK_TO_MOTION * motion {
         return false;
     }
     let level = motion + 0.5 * (h[i].magnitude - motion);

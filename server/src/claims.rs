@@ -15,6 +15,7 @@ use crate::ledger::{self, Failure, StoredResponse, outcome};
 use crate::money::{Counterparts, prepare_claim, run_money};
 use crate::request::{respond, write_signed};
 use crate::second_factor::{self, Proof};
+use crate::shops::{self, ClaimOutcome::*};
 use crate::{AppState, now_ms};
 
 type St = State<Arc<AppState>>;
@@ -120,6 +121,7 @@ async fn decide_claim_job(
     }
     if claim.expires_at.is_some_and(|at| at <= now) {
         ledger::void_pending(conn, claim.seq, VoidReason::Expired, now).await?;
+        shops::on_claim_settled(conn, claim.seq, Voided(VoidReason::Expired), now).await?;
         ledger::notify(
             conn,
             claim.credit,
@@ -162,6 +164,7 @@ async fn decide_claim_job(
                 ledger::clear_wrong_attempts(conn, me).await?;
             }
             ledger::post_pending(conn, &state.system, &claim, now).await?;
+            shops::on_claim_settled(conn, claim.seq, Paid, now).await?;
             ledger::notify(
                 conn,
                 claim.credit,
@@ -173,6 +176,7 @@ async fn decide_claim_job(
         }
         ClaimAction::Decline => {
             ledger::void_pending(conn, claim.seq, VoidReason::Declined, now).await?;
+            shops::on_claim_settled(conn, claim.seq, Voided(VoidReason::Declined), now).await?;
             ledger::notify(
                 conn,
                 claim.credit,
@@ -184,6 +188,7 @@ async fn decide_claim_job(
         }
         ClaimAction::Cancel => {
             ledger::void_pending(conn, claim.seq, VoidReason::Cancelled, now).await?;
+            shops::on_claim_settled(conn, claim.seq, Voided(VoidReason::Cancelled), now).await?;
             ledger::notify(
                 conn,
                 claim.debit,

@@ -936,18 +936,37 @@ pub struct PendingTransfer {
     pub expires_at: Option<i64>,
 }
 
+const PENDING_COLUMNS: &str =
+    "seq, kind, state, void_reason, debit_account, credit_account, amount, expires_at";
+
 pub async fn load_transfer(
     conn: &mut AnyConnection,
     id: &str,
 ) -> AppResult<Option<PendingTransfer>> {
-    let row = sqlx::query(
-        "SELECT seq, kind, state, void_reason, debit_account, credit_account, amount, expires_at FROM transfers WHERE id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {PENDING_COLUMNS} FROM transfers WHERE id = $1"
+    ))
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(PendingTransfer {
+    row.as_ref().map(pending_from_row).transpose()
+}
+
+pub async fn load_transfer_by_seq(
+    conn: &mut AnyConnection,
+    seq: i64,
+) -> AppResult<PendingTransfer> {
+    let row = sqlx::query(&format!(
+        "SELECT {PENDING_COLUMNS} FROM transfers WHERE seq = $1"
+    ))
+    .bind(seq)
+    .fetch_one(conn)
+    .await?;
+    pending_from_row(&row)
+}
+
+fn pending_from_row(row: &AnyRow) -> AppResult<PendingTransfer> {
+    Ok(PendingTransfer {
         seq: row.try_get(0)?,
         kind: parse_kind(&row.try_get::<String, _>(1)?)?,
         state: parse_state(&row.try_get::<String, _>(2)?)?,
@@ -960,7 +979,7 @@ pub async fn load_transfer(
         credit: row.try_get(5)?,
         amount: row.try_get(6)?,
         expires_at: row.try_get(7)?,
-    }))
+    })
 }
 
 // ------------------------------------------------------------------- views
@@ -969,10 +988,13 @@ pub async fn load_transfer(
 pub const VIEW_SELECT: &str =
     "SELECT t.seq, t.id, t.kind, t.state, t.void_reason, t.debit_account, t.credit_account,
         t.amount, t.memo, t.created_at, t.decided_at, t.expires_at,
-        du.display_name, du.phone, cu.display_name, cu.phone, pt.method
+        COALESCE(du.display_name, dm.display_name), du.phone,
+        COALESCE(cu.display_name, cm.display_name), cu.phone, pt.method
     FROM transfers t
     LEFT JOIN users du ON du.account_id = t.debit_account
     LEFT JOIN users cu ON cu.account_id = t.credit_account
+    LEFT JOIN merchants dm ON dm.account_id = t.debit_account
+    LEFT JOIN merchants cm ON cm.account_id = t.credit_account
     LEFT JOIN paired_transfers pt ON pt.transfer_seq = t.seq";
 
 /// A transfer as `viewer` sees it.

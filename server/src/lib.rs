@@ -23,6 +23,7 @@ pub mod http_limits;
 pub mod http_serve;
 pub mod inbox;
 pub mod ledger;
+pub mod merchants;
 /// The bump matching rules live in the protocol crate (pure, shared with the
 /// phone's tools); re-exported under their old name.
 pub use clink_protocol::matching;
@@ -34,6 +35,7 @@ pub mod request;
 pub mod routes;
 pub mod second_factor;
 pub mod secrets;
+pub mod shops;
 pub mod status;
 pub mod sweeper;
 pub mod sync;

@@ -99,13 +99,32 @@ where
         + Send
         + 'static,
 {
+    write_job(state, Some(signed), work).await
+}
+
+/// [`write_signed`] for callers that may not sign with a device key (a web
+/// shop's HMAC-signed request has no nonce: its order id makes every write
+/// idempotent instead).
+pub(crate) async fn write_job<T, F>(
+    state: &Arc<AppState>,
+    signed: Option<Signed>,
+    work: F,
+) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c AppState, &'c mut AnyConnection) -> BoxFuture<'c, Outcome<T>>
+        + Send
+        + 'static,
+{
     let st = state.clone();
     state
         .writer
         .run(move |conn| {
             Box::pin(async move {
-                if let Err(e) = signed.record_nonce(conn).await {
-                    return Outcome::from_result(Err(e));
+                if let Some(signed) = signed {
+                    if let Err(e) = signed.record_nonce(conn).await {
+                        return Outcome::from_result(Err(e));
+                    }
                 }
                 work(&st, conn).await
             })

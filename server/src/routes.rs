@@ -35,6 +35,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::gateway::routes())
         .merge(crate::operator::routes())
         .merge(crate::pairing::routes())
+        .merge(crate::merchants::routes())
+        .merge(crate::shops::routes())
         .route(paths::SYNC, post(crate::sync::sync))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Fallbacks, limits and the one error shape for every answer.

@@ -51,6 +51,13 @@ pub async fn sweep(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
     for row in &due {
         let (seq, requester): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         ledger::void_pending(conn, seq, VoidReason::Expired, now).await?;
+        crate::shops::on_claim_settled(
+            conn,
+            seq,
+            crate::shops::ClaimOutcome::Voided(VoidReason::Expired),
+            now,
+        )
+        .await?;
         ledger::notify(conn, requester, NotificationKind::ClaimExpired, seq, now).await?;
     }
     // A nonce older than twice the allowed skew can never be accepted again anyway.

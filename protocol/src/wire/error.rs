@@ -63,6 +63,14 @@ pub enum ErrorCode {
     TokenUnknown,
     TokenUsed,
     TokenExpired,
+    // Shops.
+    /// An order's id or item lines are malformed (the message names the line).
+    InvalidOrder,
+    /// The item lines do not add up to the amount.
+    ItemsDoNotAddUp,
+    UnknownMerchant,
+    /// A web shop charged a number whose owner has not linked that merchant.
+    MerchantNotLinked,
     // The HTTP request itself, refused before any handler reads it.
     /// The endpoint exists but not with this HTTP method (405; `Allow` lists
     /// the methods it takes).
@@ -100,6 +108,10 @@ impl ErrorCode {
             TokenUnknown => 404,
             TokenUsed | PairingWithdrawn => 409,
             TokenExpired => 410,
+            InvalidOrder => 400,
+            ItemsDoNotAddUp => 422,
+            UnknownMerchant => 404,
+            MerchantNotLinked => 403,
             BumpRejected => 422,
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,

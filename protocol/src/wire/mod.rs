@@ -9,6 +9,7 @@ mod bump;
 mod error;
 mod gateway;
 mod pairing;
+mod shop;
 pub mod signing;
 mod sync;
 pub mod text;
@@ -18,6 +19,7 @@ pub use bump::{BumpReport, BumpRole, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
 pub use pairing::*;
+pub use shop::*;
 pub use sync::*;
 pub use types::*;
 
@@ -42,6 +44,49 @@ pub mod paths {
     pub const BUMPS: &str = "/v1/bumps";
     pub const SOUND_TOKENS: &str = "/v1/sound-tokens";
     pub const SOUND_TOKEN_REDEEM: &str = "/v1/sound-tokens/redeem";
+    pub const MERCHANT_PAYMENTS: &str = "/v1/merchant/payments";
+    pub const LINKED_MERCHANTS: &str = "/v1/merchants/linked";
+    pub const OPERATOR_MERCHANTS: &str = "/v1/operator/merchants";
+
+    /// A shop's payment request, by the shop's own order id.
+    pub fn merchant_payment(merchant_order_id: &str) -> String {
+        format!("{MERCHANT_PAYMENTS}/{merchant_order_id}")
+    }
+
+    pub fn merchant_payment_cancel(merchant_order_id: &str) -> String {
+        format!("{MERCHANT_PAYMENTS}/{merchant_order_id}/cancel")
+    }
+
+    /// A shop's payment request as the customer sees it, by its claim id.
+    pub fn charge(claim_id: &str) -> String {
+        format!("/v1/charges/{claim_id}")
+    }
+
+    /// `POST` links the merchant (it may then charge the number), `DELETE`
+    /// unlinks it.
+    pub fn merchant_link(merchant_id: &str) -> String {
+        format!("/v1/merchants/{merchant_id}/link")
+    }
+
+    pub fn merchant_spam_report(merchant_id: &str) -> String {
+        format!("/v1/merchants/{merchant_id}/report-spam")
+    }
+
+    pub fn operator_merchant(merchant_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}")
+    }
+
+    pub fn operator_api_keys(merchant_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}/api-keys")
+    }
+
+    pub fn operator_api_key(merchant_id: &str, key_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}/api-keys/{key_id}")
+    }
+
+    pub fn operator_terminals(merchant_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}/terminals")
+    }
 
     /// A bump report's status; `wait_ms` (at most 5,000) long-polls until it
     /// is decided.

@@ -102,6 +102,23 @@ pub struct Config {
     /// payer's approval (the payer is standing next to the payee).
     #[arg(long, env = "CLINK_PAIRING_REQUEST_TTL_SECS", default_value_t = 300)]
     pub pairing_request_ttl_secs: u64,
+
+    /// How often the webhook outbox is checked for events due.
+    #[arg(long, env = "CLINK_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    pub webhook_poll_ms: u64,
+
+    /// How long a merchant's endpoint may take to answer one event.
+    #[arg(long, env = "CLINK_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// The wait after a failed delivery, doubled per further failure (at
+    /// most an hour).
+    #[arg(long, env = "CLINK_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// How long an event is retried before it is given up (it stays listed).
+    #[arg(long, env = "CLINK_WEBHOOK_GIVE_UP_SECS", default_value_t = 24 * 3600)]
+    pub webhook_give_up_secs: u64,
 }
 
 /// A shared bearer credential (the gateway's, the operator's); `Debug` does

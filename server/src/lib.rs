@@ -40,6 +40,7 @@ pub mod status;
 pub mod sweeper;
 pub mod sync;
 pub mod transfers;
+pub mod webhooks;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -148,6 +149,7 @@ pub async fn start(config: Config, otp: Arc<dyn OtpSender>) -> Result<RunningSer
         users: Default::default(),
     });
     sweeper::spawn(state.clone());
+    webhooks::spawn(state.clone());
     pairing::bump::spawn_decider(state.clone());
     let app = routes::router(state.clone());
     let (shutdown, stop) = oneshot::channel::<()>();

@@ -26,6 +26,7 @@ use crate::ledger::{self, Failure, NewTransfer, outcome};
 use crate::merchants::{Channel, Merchant, MerchantCaller};
 use crate::request::{new_transfer_id, parse_phone, user_by_phone, write_job};
 use crate::secrets::random_hex;
+use crate::webhooks;
 use crate::{AppState, now_ms};
 
 type St = State<Arc<AppState>>;
@@ -246,10 +247,11 @@ async fn create_job(
     .execute(&mut *conn)
     .await?;
     let _ = state;
-    let view = load_by_order(conn, &p.merchant.id, &p.order_id)
+    let view = load_by_order(&mut *conn, &p.merchant.id, &p.order_id)
         .await?
         .expect("just written")
         .view;
+    webhooks::record(conn, &p.merchant.id, &view, now).await?;
     Ok((true, view))
 }
 
@@ -371,10 +373,12 @@ async fn cancel_job(
         }
     }
     move_state(conn, &stored.view.id, ShopPaymentState::Cancelled, now).await?;
-    Ok(load_by_order(conn, merchant, order_id)
+    let view = load_by_order(&mut *conn, merchant, order_id)
         .await?
         .expect("just read")
-        .view)
+        .view;
+    webhooks::record(conn, merchant, &view, now).await?;
+    Ok(view)
 }
 
 /// Moves a payment request out of a waiting state, once.
@@ -414,14 +418,22 @@ pub async fn on_claim_settled(
             ShopPaymentState::Cancelled
         }
     };
-    sqlx::query(
-        "UPDATE shop_payments SET state = $1, decided_at = $2, version = version + 1 WHERE transfer_seq = $3 AND state = 'pending_approval'",
+    let moved = sqlx::query(
+        "UPDATE shop_payments SET state = $1, decided_at = $2, version = version + 1 WHERE transfer_seq = $3 AND state = 'pending_approval' RETURNING merchant_id, merchant_order_id",
     )
     .bind(state_str(to))
     .bind(now)
     .bind(transfer_seq)
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(row) = moved {
+        let (merchant, order): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        let view = load_by_order(&mut *conn, &merchant, &order)
+            .await?
+            .expect("just updated")
+            .view;
+        webhooks::record(conn, &merchant, &view, now).await?;
+    }
     Ok(())
 }
 

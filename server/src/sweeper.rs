@@ -14,6 +14,8 @@ use crate::error::AppResult;
 use crate::writer::Outcome;
 use crate::{AppState, ledger, now_ms};
 
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
 /// Claims expired per sweep; the rest wait for the next one.
 const EXPIRE_BATCH: i64 = 500;
 
@@ -71,6 +73,13 @@ pub async fn sweep(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
         .await?;
     sqlx::query("DELETE FROM registrations WHERE expires_at < $1")
         .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    // Delivered webhook events are kept a week for support questions; given
+    // up ones a month, listed for the merchant until then.
+    sqlx::query("DELETE FROM webhook_events WHERE (delivered_at < $1) OR (failed_at < $2)")
+        .bind(now - 7 * DAY_MS)
+        .bind(now - 30 * DAY_MS)
         .execute(&mut *conn)
         .await?;
     crate::second_factor::forget_old_challenges(conn, now).await?;

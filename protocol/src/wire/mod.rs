@@ -53,6 +53,16 @@ pub mod paths {
         format!("{MERCHANT_PAYMENTS}/{merchant_order_id}")
     }
 
+    pub const MERCHANT_UNDELIVERED_EVENTS: &str = "/v1/merchant/events/undelivered";
+
+    pub fn operator_webhook(merchant_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}/webhook")
+    }
+
+    pub fn operator_webhook_rotate(merchant_id: &str) -> String {
+        format!("{OPERATOR_MERCHANTS}/{merchant_id}/webhook/rotate")
+    }
+
     pub fn merchant_payment_cancel(merchant_order_id: &str) -> String {
         format!("{MERCHANT_PAYMENTS}/{merchant_order_id}/cancel")
     }

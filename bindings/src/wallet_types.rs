@@ -206,6 +206,7 @@ pub enum TransferKind {
     Claim,
     Deposit,
     Withdrawal,
+    Refund,
 }
 
 /// `pending → posted | voided`; a posted transfer never changes again.

@@ -1082,6 +1082,7 @@ macro_rules! text_enum {
 text_enum!(kind_str, parse_kind, TransferKind, {
     TransferKind::Send => "send", TransferKind::Claim => "claim",
     TransferKind::Deposit => "deposit", TransferKind::Withdrawal => "withdrawal",
+    TransferKind::Refund => "refund",
 });
 text_enum!(state_str, parse_state, TransferState, {
     TransferState::Pending => "pending", TransferState::Posted => "posted", TransferState::Voided => "voided",

@@ -39,6 +39,11 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/merchant/payments/{order_id}/cancel",
             post(cancel_payment),
         )
+        .route(
+            "/v1/merchant/payments/{order_id}/refunds",
+            post(refund_payment),
+        )
+        .route(paths::CHARGES, post(take_charge))
         .route("/v1/charges/{claim_id}", get(charge))
 }
 
@@ -103,11 +108,15 @@ async fn create_payment(State(state): St, caller: MerchantCaller) -> AppResult<R
             format!("expires_in_secs must be {MIN_EXPIRY_SECS} to {MAX_EXPIRY_SECS}"),
         ));
     }
-    let ShopCustomer::Phone { phone } = &req.customer;
-    let phone = parse_phone(&state, phone)?;
-    // An unknown number is refused as an unlinked one: a merchant learns
-    // nothing about who has an account.
-    let customer = user_by_phone(&state, &phone).await?;
+    let customer = match &req.customer {
+        ShopCustomer::Phone { phone } => {
+            let phone = parse_phone(&state, phone)?;
+            // An unknown number is refused as an unlinked one: a merchant
+            // learns nothing about who has an account.
+            Customer::ByPhone(user_by_phone(&state, &phone).await?)
+        }
+        ShopCustomer::Presented => Customer::Presented,
+    };
     let hash = ledger::fingerprint(paths::MERCHANT_PAYMENTS, &req);
     let plan = NewPayment {
         id: format!("sp_{}", random_hex(&state.rng, 16)),
@@ -138,10 +147,18 @@ struct NewPayment {
     merchant: Merchant,
     order_id: String,
     hash: String,
-    customer: Option<i64>,
+    customer: Customer,
     amount: i64,
     items: Vec<ItemLine>,
     expires_in_ms: i64,
+}
+
+/// Who is asked to pay, as far as the shop's request says.
+enum Customer {
+    /// A registered number's account, or `None` for a number nobody has.
+    ByPhone(Option<i64>),
+    /// Whoever takes the presented request first.
+    Presented,
 }
 
 /// Creates the payment request, or finds the one this order already made;
@@ -164,7 +181,7 @@ async fn create_job(
     .bind(&p.merchant.id)
     .bind(&p.order_id)
     .bind(&p.hash)
-    .bind(p.customer)
+    .bind(None::<i64>)
     .bind(p.amount)
     .bind(&items_json)
     .bind(now)
@@ -188,7 +205,18 @@ async fn create_job(
         }
         return Ok((false, existing.view));
     }
-    let linked = match p.customer {
+    let by_phone = match p.customer {
+        Customer::ByPhone(account) => account,
+        Customer::Presented => {
+            let view = load_by_order(&mut *conn, &p.merchant.id, &p.order_id)
+                .await?
+                .expect("just written")
+                .view;
+            webhooks::record(conn, &p.merchant.id, &view, now).await?;
+            return Ok((true, view));
+        }
+    };
+    let linked = match by_phone {
         Some(customer) => {
             sqlx::query("SELECT 1 FROM merchant_links WHERE account_id = $1 AND merchant_id = $2")
                 .bind(customer)
@@ -223,36 +251,356 @@ async fn create_job(
         )
         .into());
     }
-    let memo = format!("Order {}", p.order_id);
-    let seq = ledger::insert_pending(
+    let _ = state;
+    let expires_at = now + p.expires_in_ms;
+    bind_customer(
         conn,
-        &NewTransfer {
-            id: &p.transfer_id,
-            kind: TransferKind::Claim,
-            debit: customer,
-            credit: p.merchant.account_id,
-            amount: p.amount,
-            memo: &memo,
-            expires_at: Some(now + p.expires_in_ms),
-        },
+        &p.id,
+        &p.order_id,
+        &p.merchant,
+        customer,
+        &p.transfer_id,
+        p.amount,
+        expires_at,
         now,
     )
     .await?;
-    ledger::notify(conn, customer, NotificationKind::ClaimReceived, seq, now).await?;
-    sqlx::query(
-        "UPDATE shop_payments SET transfer_seq = $1, state = 'pending_approval', version = 2 WHERE id = $2 AND state = 'created'",
-    )
-    .bind(seq)
-    .bind(&p.id)
-    .execute(&mut *conn)
-    .await?;
-    let _ = state;
     let view = load_by_order(&mut *conn, &p.merchant.id, &p.order_id)
         .await?
         .expect("just written")
         .view;
     webhooks::record(conn, &p.merchant.id, &view, now).await?;
     Ok((true, view))
+}
+
+/// Makes `customer` the payer of a request still `created`: writes the
+/// pending claim customer → merchant and its inbox notification, and moves
+/// the request to `pending_approval`, in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn bind_customer(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+    order_id: &str,
+    merchant: &Merchant,
+    customer: i64,
+    transfer_id: &str,
+    amount: i64,
+    expires_at: i64,
+    now: i64,
+) -> Result<(), Failure> {
+    let memo = format!("Order {order_id}");
+    let seq = ledger::insert_pending(
+        conn,
+        &NewTransfer {
+            id: transfer_id,
+            kind: TransferKind::Claim,
+            debit: customer,
+            credit: merchant.account_id,
+            amount,
+            memo: &memo,
+            expires_at: Some(expires_at),
+        },
+        now,
+    )
+    .await?;
+    ledger::notify(conn, customer, NotificationKind::ClaimReceived, seq, now).await?;
+    let bound = sqlx::query(
+        "UPDATE shop_payments SET transfer_seq = $1, customer_account = $2, state = 'pending_approval', version = version + 1 WHERE id = $3 AND state = 'created'",
+    )
+    .bind(seq)
+    .bind(customer)
+    .bind(payment_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if bound != 1 {
+        // Taken or ended since it was read (another instance): undo.
+        return Err(AppError::new(
+            ErrorCode::TokenUsed,
+            "this payment request was just taken or ended",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The customer's phone takes a request a terminal presented (its QR):
+/// the first phone to take it pays, once it approves with its PIN. Taking
+/// it again from the same phone answers the same.
+async fn take_charge(State(state): St, caller: Caller) -> AppResult<Json<ChargeView>> {
+    let req: TakeChargeRequest = caller.signed.json()?;
+    let me = caller.account_id;
+    let transfer_id = new_transfer_id(&state);
+    let claim_id = write_job(&state, Some(caller.signed), move |_, conn| {
+        Box::pin(async move { outcome(take_job(conn, me, &req.payment_id, &transfer_id).await) })
+    })
+    .await?;
+    charge_view(&state, &claim_id, me).await.map(Json)
+}
+
+async fn take_job(
+    conn: &mut AnyConnection,
+    me: i64,
+    payment_id: &str,
+    transfer_id: &str,
+) -> Result<String, Failure> {
+    let now = now_ms();
+    let unknown = || {
+        AppError::new(
+            ErrorCode::TokenUnknown,
+            format!("there is no payment request {payment_id:?}"),
+        )
+    };
+    let row = sqlx::query(&format!(
+        "SELECT {STORED_COLUMNS}, merchant_id FROM shop_payments WHERE id = $1"
+    ))
+    .bind(payment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Err(unknown().into());
+    };
+    let stored = stored_from_row(&row)?;
+    let merchant_id: String = row.try_get(13)?;
+    let merchant = crate::merchants::merchant_by_id(&mut *conn, &merchant_id)
+        .await?
+        .ok_or_else(unknown)?;
+    if merchant.account_id == me {
+        return Err(AppError::new(ErrorCode::SelfTransfer, "a merchant cannot pay itself").into());
+    }
+    let expired = || AppError::new(ErrorCode::ClaimExpired, "this payment request has expired");
+    match (stored.view.state, stored.customer) {
+        (ShopPaymentState::Created, _) if stored.view.expires_at_ms <= now => Err(expired().into()),
+        (ShopPaymentState::Created, _) => {
+            bind_customer(
+                conn,
+                payment_id,
+                &stored.view.merchant_order_id,
+                &merchant,
+                me,
+                transfer_id,
+                stored.view.amount,
+                stored.view.expires_at_ms,
+                now,
+            )
+            .await?;
+            let view = load_by_order(&mut *conn, &merchant.id, &stored.view.merchant_order_id)
+                .await?
+                .expect("just bound")
+                .view;
+            webhooks::record(conn, &merchant.id, &view, now).await?;
+            Ok(transfer_id.to_string())
+        }
+        (_, Some(customer)) if customer == me => {
+            let seq = stored
+                .transfer_seq
+                .expect("a bound request has its transfer");
+            let row = sqlx::query("SELECT id FROM transfers WHERE seq = $1")
+                .bind(seq)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(row.try_get(0)?)
+        }
+        (ShopPaymentState::Expired, _) => Err(expired().into()),
+        (ShopPaymentState::PendingApproval | ShopPaymentState::Completed, _) => Err(AppError::new(
+            ErrorCode::TokenUsed,
+            "another phone has taken this payment request",
+        )
+        .into()),
+        (done, _) => Err(AppError::new(
+            ErrorCode::ClaimNotPending,
+            format!("this payment request was {}", state_str(done)),
+        )
+        .into()),
+    }
+}
+
+/// Requests presented but taken by nobody before their expiry end as
+/// `expired` (the sweeper calls this; requests with a customer expire with
+/// their claim).
+pub async fn expire_untaken(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
+    let rows = sqlx::query(
+        "UPDATE shop_payments SET state = 'expired', decided_at = $1, version = version + 1
+         WHERE state = 'created' AND expires_at <= $1 RETURNING merchant_id, merchant_order_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        let (merchant, order): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        let view = load_by_order(&mut *conn, &merchant, &order)
+            .await?
+            .expect("just updated")
+            .view;
+        webhooks::record(conn, &merchant, &view, now).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Pays back part or all of a completed payment, never more than was paid
+/// in total; each refund is its own transfer merchant → customer, and its
+/// `refund_id` makes a retry answer the same.
+async fn refund_payment(
+    State(state): St,
+    Path(order_id): Path<String>,
+    caller: MerchantCaller,
+) -> AppResult<Response> {
+    let req: RefundRequest = caller.json()?;
+    check_order_id(&req.refund_id).map_err(|_| {
+        AppError::new(
+            ErrorCode::InvalidRequest,
+            "refund_id must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', ':'",
+        )
+    })?;
+    if req.amount <= 0 {
+        return Err(AppError::new(
+            ErrorCode::InvalidAmount,
+            "a refund's amount must be positive",
+        ));
+    }
+    let merchant = caller.merchant.clone();
+    let transfer_id = new_transfer_id(&state);
+    let (created, view) = write_job(&state, caller.signed, move |st, conn| {
+        Box::pin(async move {
+            outcome(refund_job(st, conn, &merchant, &order_id, req, &transfer_id).await)
+        })
+    })
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+async fn refund_job(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    merchant: &Merchant,
+    order_id: &str,
+    req: RefundRequest,
+    transfer_id: &str,
+) -> Result<(bool, RefundView), Failure> {
+    let now = now_ms();
+    let Some(stored) = load_by_order(&mut *conn, &merchant.id, order_id).await? else {
+        return Err(no_such_order(order_id).into());
+    };
+    let earlier = sqlx::query(
+        "SELECT r.amount, t.id, r.created_at FROM shop_refunds r JOIN transfers t ON t.seq = r.transfer_seq
+         WHERE r.shop_payment_id = $1 AND r.refund_id = $2",
+    )
+    .bind(&stored.view.id)
+    .bind(&req.refund_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = earlier {
+        let amount: i64 = row.try_get(0)?;
+        if amount != req.amount {
+            return Err(AppError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!(
+                    "refund_id {:?} was already used for a refund of {amount}",
+                    req.refund_id
+                ),
+            )
+            .into());
+        }
+        return Ok((
+            false,
+            RefundView {
+                refund_id: req.refund_id,
+                transfer_id: row.try_get(1)?,
+                amount,
+                created_at_ms: row.try_get(2)?,
+                payment: stored.view,
+            },
+        ));
+    }
+    if stored.view.state != ShopPaymentState::Completed {
+        return Err(AppError::new(
+            ErrorCode::ClaimNotPending,
+            format!(
+                "only a completed payment can be refunded; this one is {}",
+                state_str(stored.view.state)
+            ),
+        )
+        .into());
+    }
+    let left = stored.view.amount - stored.view.refunded;
+    if req.amount > left {
+        return Err(AppError::new(
+            ErrorCode::InvalidAmount,
+            format!(
+                "a refund of {} is more than the {left} left of the {} paid",
+                req.amount, stored.view.amount
+            ),
+        )
+        .into());
+    }
+    let customer = stored
+        .customer
+        .expect("a completed payment has its customer");
+    let memo = format!("Refund of order {order_id}");
+    let seq = ledger::insert_posted(
+        conn,
+        &state.system,
+        &NewTransfer {
+            id: transfer_id,
+            kind: TransferKind::Refund,
+            debit: merchant.account_id,
+            credit: customer,
+            amount: req.amount,
+            memo: &memo,
+            expires_at: None,
+        },
+        now,
+    )
+    .await?;
+    ledger::notify(conn, customer, NotificationKind::PaymentReceived, seq, now).await?;
+    sqlx::query(
+        "INSERT INTO shop_refunds (shop_payment_id, refund_id, amount, transfer_seq, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&stored.view.id)
+    .bind(&req.refund_id)
+    .bind(req.amount)
+    .bind(seq)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // Guarded again: refunds never add up to more than was paid, even
+    // across instances.
+    let updated = sqlx::query(
+        "UPDATE shop_payments SET refunded = refunded + $1, version = version + 1
+         WHERE id = $2 AND state = 'completed' AND refunded + $1 <= amount",
+    )
+    .bind(req.amount)
+    .bind(&stored.view.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(AppError::new(
+            ErrorCode::InvalidAmount,
+            "refunds would add up to more than was paid",
+        )
+        .into());
+    }
+    let view = load_by_order(&mut *conn, &merchant.id, order_id)
+        .await?
+        .expect("just updated")
+        .view;
+    webhooks::record_as(conn, &merchant.id, &view, "shop_payment.refunded", now).await?;
+    Ok((
+        true,
+        RefundView {
+            refund_id: req.refund_id,
+            transfer_id: transfer_id.to_string(),
+            amount: req.amount,
+            created_at_ms: now,
+            payment: view,
+        },
+    ))
 }
 
 /// A payment request as stored.
@@ -263,7 +611,7 @@ struct Stored {
     customer: Option<i64>,
 }
 
-const STORED_COLUMNS: &str = "id, merchant_order_id, state, amount, items, created_at, expires_at, decided_at, version, request_hash, transfer_seq, customer_account";
+const STORED_COLUMNS: &str = "id, merchant_order_id, state, amount, items, created_at, expires_at, decided_at, version, request_hash, transfer_seq, customer_account, refunded";
 
 fn stored_from_row(row: &sqlx::any::AnyRow) -> AppResult<Stored> {
     let items: String = row.try_get(4)?;
@@ -279,6 +627,7 @@ fn stored_from_row(row: &sqlx::any::AnyRow) -> AppResult<Stored> {
             created_at_ms: row.try_get(5)?,
             expires_at_ms: row.try_get(6)?,
             decided_at_ms: row.try_get(7)?,
+            refunded: row.try_get(12)?,
             version: row.try_get(8)?,
         },
         request_hash: row.try_get(9)?,
@@ -475,6 +824,12 @@ async fn charge(
     caller: Caller,
 ) -> AppResult<Json<ChargeView>> {
     crate::request::consume_nonce(&state, caller.signed).await?;
+    charge_view(&state, &claim_id, caller.account_id)
+        .await
+        .map(Json)
+}
+
+async fn charge_view(state: &AppState, claim_id: &str, customer: i64) -> AppResult<ChargeView> {
     let row = sqlx::query(
         "SELECT t.id, m.id, m.display_name, m.category_code, sp.merchant_order_id, sp.state, sp.amount, sp.items, sp.expires_at
          FROM transfers t
@@ -482,8 +837,8 @@ async fn charge(
          JOIN merchants m ON m.id = sp.merchant_id
          WHERE t.id = $1 AND sp.customer_account = $2",
     )
-    .bind(&claim_id)
-    .bind(caller.account_id)
+    .bind(claim_id)
+    .bind(customer)
     .fetch_optional(&state.db.pool)
     .await?;
     let Some(row) = row else {
@@ -493,7 +848,7 @@ async fn charge(
         ));
     };
     let items: String = row.try_get(7)?;
-    Ok(Json(ChargeView {
+    Ok(ChargeView {
         claim_id: row.try_get(0)?,
         merchant: MerchantSummary {
             merchant_id: row.try_get(1)?,
@@ -506,5 +861,5 @@ async fn charge(
         items: serde_json::from_str(&items)
             .map_err(|e| AppError::new(ErrorCode::Internal, format!("stored item lines: {e}")))?,
         expires_at_ms: row.try_get(8)?,
-    }))
+    })
 }

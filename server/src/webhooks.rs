@@ -100,13 +100,25 @@ pub async fn record(
     view: &ShopPaymentView,
     now: i64,
 ) -> AppResult<()> {
+    let kind = format!("shop_payment.{}", state_name(view.state));
+    record_as(conn, merchant_id, view, &kind, now).await
+}
+
+/// [`record`] with a type of its own (e.g. `shop_payment.refunded`).
+pub async fn record_as(
+    conn: &mut AnyConnection,
+    merchant_id: &str,
+    view: &ShopPaymentView,
+    kind: &str,
+    now: i64,
+) -> AppResult<()> {
     let event = WebhookEvent {
         id: format!(
             "evt_{}_v{}",
             view.id.trim_start_matches("sp_"),
             view.version
         ),
-        kind: format!("shop_payment.{}", state_name(view.state)),
+        kind: kind.to_string(),
         created_at_ms: now,
         data: view.clone(),
     };

@@ -21,6 +21,8 @@ on_both_backends!(
     cancel_racing_approval_has_exactly_one_winner,
     expiry_racing_approval_has_exactly_one_winner,
     unlinking_reporting_spam_and_the_waiting_limit_protect_the_inbox,
+    a_presented_request_is_taken_by_the_first_phone_only,
+    partial_and_full_refunds_never_exceed_what_was_paid,
 );
 
 /// A merchant with a web shop's API key, as the shop's server holds it.
@@ -693,4 +695,142 @@ async fn unlinking_reporting_spam_and_the_waiting_limit_protect_the_inbox(backen
         (status, v["code"].as_str()),
         (403, Some("merchant_not_linked"))
     );
+}
+
+async fn a_presented_request_is_taken_by_the_first_phone_only(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let shop = Shop::open(&ts, "Till 3").await;
+    let alice = ts.user("Alice", "1234").await;
+    let bob = ts.user("Bob", "5678").await;
+    alice.cash_in(1_000).await;
+    let presented = |order: &str, expires: u32| {
+        json!({
+            "merchant_order_id": order,
+            "amount": 450,
+            "items": [{"code": "TEA", "name": "Green tea", "quantity": 3, "unit_price": 150}],
+            "customer": {"by": "presented"},
+            "expires_in_secs": expires,
+        })
+        .to_string()
+    };
+    let (status, created, _) = shop
+        .call("POST", paths::MERCHANT_PAYMENTS, &presented("q-1", 120))
+        .await;
+    assert_eq!(
+        (status, created["state"].as_str()),
+        (201, Some("created")),
+        "{created}"
+    );
+    let payment_id = created["id"].as_str().unwrap().to_string();
+    let take = json!({ "payment_id": payment_id }).to_string();
+
+    let (status, charge) = signed(&alice, "POST", paths::CHARGES, &take).await;
+    assert_eq!(status, 200, "{charge}");
+    assert_eq!(charge["merchant"]["display_name"], "Till 3");
+    assert_eq!(charge["items"][0]["name"], "Green tea");
+    let claim = charge["claim_id"].as_str().unwrap().to_string();
+    // The same phone again: the same claim. Another phone: taken.
+    let (status, again) = signed(&alice, "POST", paths::CHARGES, &take).await;
+    assert_eq!(
+        (status, again["claim_id"].as_str()),
+        (200, Some(claim.as_str()))
+    );
+    let (status, v) = signed(&bob, "POST", paths::CHARGES, &take).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("token_used")));
+    let (status, v) = signed(&bob, "POST", paths::CHARGES, r#"{"payment_id":"sp_nope"}"#).await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("token_unknown")));
+    assert_eq!(shop.payment("q-1").await["state"], "pending_approval");
+    alice.client.approve_claim(&claim, "1234").await.unwrap();
+    assert_eq!(shop.payment("q-1").await["state"], "completed");
+    assert_eq!(shop.balance(&ts).await, 450);
+
+    // Presented and taken by nobody: expired by the sweeper, then refused.
+    let (_, untaken, _) = shop
+        .call("POST", paths::MERCHANT_PAYMENTS, &presented("q-2", 30))
+        .await;
+    let later = clink_server::now_ms() + 31_000;
+    let state = ts.server.state.clone();
+    state
+        .writer
+        .run(move |conn| {
+            Box::pin(async move {
+                Outcome::from_result(clink_server::sweeper::sweep(conn, later).await)
+            })
+        })
+        .await
+        .unwrap();
+    let expired = shop.payment("q-2").await;
+    assert_eq!(expired["state"], "expired");
+    assert_eq!(expired["version"], 2);
+    let take = json!({ "payment_id": untaken["id"] }).to_string();
+    let (status, v) = signed(&bob, "POST", paths::CHARGES, &take).await;
+    assert_eq!((status, v["code"].as_str()), (410, Some("claim_expired")));
+    assert_eq!(ts.sum_of_balances().await, 0);
+}
+
+async fn partial_and_full_refunds_never_exceed_what_was_paid(backend: Backend) {
+    let Some(ts) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let shop = Shop::open(&ts, "Refund Shop").await;
+    let alice = ts.user("Alice", "1234").await;
+    alice.cash_in(5_000).await;
+    link(&alice, &shop).await;
+    assert_eq!(shop.charge("f-1", &alice, &[(4, 300)]).await.0, 201);
+    let refund = |id: &str, amount: i64| json!({"refund_id": id, "amount": amount}).to_string();
+    let path = paths::merchant_payment_refunds("f-1");
+
+    // Not completed yet: nothing to refund.
+    let (status, v, _) = shop.call("POST", &path, &refund("r-0", 100)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("claim_not_pending"))
+    );
+    let claim = claim_in_inbox(&alice, "Order f-1").await;
+    alice.client.approve_claim(&claim, "1234").await.unwrap();
+    assert_eq!(alice.balance().await, 3_800);
+
+    let (status, first, _) = shop.call("POST", &path, &refund("r-1", 300)).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["payment"]["refunded"], 300);
+    // A retry answers the same and pays nothing more.
+    let (status, again, _) = shop.call("POST", &path, &refund("r-1", 300)).await;
+    assert_eq!(
+        (status, &again["transfer_id"]),
+        (200, &first["transfer_id"])
+    );
+    let (status, v, _) = shop.call("POST", &path, &refund("r-1", 200)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    // More than is left of the payment.
+    let (status, v, _) = shop.call("POST", &path, &refund("r-2", 901)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("invalid_amount")),
+        "{v}"
+    );
+    for bad in [refund("r-3", 0), refund("r-3", -5)] {
+        let (status, v, _) = shop.call("POST", &path, &bad).await;
+        assert_eq!((status, v["code"].as_str()), (400, Some("invalid_amount")));
+    }
+    let (status, rest, _) = shop.call("POST", &path, &refund("r-4", 900)).await;
+    assert_eq!(status, 201, "{rest}");
+    assert_eq!(rest["payment"]["refunded"], 1_200);
+    let (status, v, _) = shop.call("POST", &path, &refund("r-5", 1)).await;
+    assert_eq!((status, v["code"].as_str()), (400, Some("invalid_amount")));
+
+    assert_eq!(alice.balance().await, 5_000);
+    assert_eq!(shop.balance(&ts).await, 0);
+    assert_eq!(ts.sum_of_balances().await, 0);
+    // The customer sees each refund from the shop, citing the order.
+    let refund_id = first["transfer_id"].as_str().unwrap();
+    let seen = alice.client.transfer(refund_id).await.unwrap();
+    assert_eq!(seen.kind, TransferKind::Refund);
+    assert_eq!(seen.counterpart.display_name, "Refund Shop");
+    assert_eq!(seen.memo, "Refund of order f-1");
+    assert_eq!(seen.direction, Direction::Incoming);
 }

@@ -53,6 +53,7 @@ pub mod paths {
         format!("{MERCHANT_PAYMENTS}/{merchant_order_id}")
     }
 
+    pub const CHARGES: &str = "/v1/charges";
     pub const MERCHANT_UNDELIVERED_EVENTS: &str = "/v1/merchant/events/undelivered";
 
     pub fn operator_webhook(merchant_id: &str) -> String {
@@ -61,6 +62,10 @@ pub mod paths {
 
     pub fn operator_webhook_rotate(merchant_id: &str) -> String {
         format!("{OPERATOR_MERCHANTS}/{merchant_id}/webhook/rotate")
+    }
+
+    pub fn merchant_payment_refunds(merchant_order_id: &str) -> String {
+        format!("{MERCHANT_PAYMENTS}/{merchant_order_id}/refunds")
     }
 
     pub fn merchant_payment_cancel(merchant_order_id: &str) -> String {

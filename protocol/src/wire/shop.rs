@@ -64,6 +64,9 @@ pub enum ShopCustomer {
     /// A web shop charges a phone number whose owner linked the merchant in
     /// the app; unlinked numbers are refused (no spam requests).
     Phone { phone: String },
+    /// A terminal presents the request (a QR on its screen): the first
+    /// phone that takes it (`POST /v1/charges`) is the customer.
+    Presented,
 }
 
 /// `POST /v1/merchant/payments`: a terminal or a web shop asks a customer
@@ -96,9 +99,41 @@ pub struct ShopPaymentView {
     pub expires_at_ms: Millis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at_ms: Option<Millis>,
-    /// Grows by one at every change of state, so a late notification of an
-    /// older state can be recognised and ignored.
+    /// Paid back so far (refunds of a completed payment).
+    #[serde(default)]
+    pub refunded: Amount,
+    /// Grows by one at every change (state or refund), so a late
+    /// notification of an older one can be recognised and ignored.
     pub version: i64,
+}
+
+/// `POST /v1/charges`: the customer's phone takes a payment request a
+/// terminal presented (from its QR).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeChargeRequest {
+    pub payment_id: String,
+}
+
+/// `POST /v1/merchant/payments/{order_id}/refunds`: pays back part or all
+/// of a completed payment. `refund_id` (unique per payment, the same
+/// characters as an order id) is the idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    pub refund_id: String,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundView {
+    pub refund_id: String,
+    /// The refund's own transfer, which the customer sees.
+    pub transfer_id: String,
+    pub amount: Amount,
+    pub created_at_ms: Millis,
+    /// The payment after the refund.
+    pub payment: ShopPaymentView,
 }
 
 /// Who is asking the customer to pay, as the phone shows it.

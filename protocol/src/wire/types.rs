@@ -156,6 +156,8 @@ pub enum TransferKind {
     Claim,
     Deposit,
     Withdrawal,
+    /// A merchant paying back (part of) a shop payment.
+    Refund,
 }
 
 /// `pending → posted | voided`; a posted transfer never changes again.

@@ -1,5 +1,5 @@
 -- Merchant notifications, PostgreSQL flavour. Keep in step with
--- ../sqlite/0008_webhooks.sql: the two differ only in how auto-increment
+-- ../sqlite/0008_webhooks_refunds.sql: the two differ only in how auto-increment
 -- keys are spelled.
 
 -- Where a merchant's events go, and which signing secrets are live. A
@@ -30,3 +30,15 @@ CREATE TABLE webhook_events (
 CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
 CREATE INDEX webhook_events_payment ON webhook_events (shop_payment_id, id);
 CREATE INDEX webhook_events_merchant ON webhook_events (merchant_id, id);
+
+-- Refunds of completed shop payments: each its own transfer merchant ->
+-- customer, citing the payment; `refund_id` is the shop's idempotency key.
+ALTER TABLE shop_payments ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE shop_refunds (
+    shop_payment_id TEXT    NOT NULL REFERENCES shop_payments (id),
+    refund_id       TEXT    NOT NULL,
+    amount          BIGINT  NOT NULL CHECK (amount > 0),
+    transfer_seq    BIGINT  NOT NULL UNIQUE REFERENCES transfers (seq),
+    created_at      BIGINT  NOT NULL,
+    PRIMARY KEY (shop_payment_id, refund_id)
+);

@@ -249,6 +249,51 @@ impl ApiClient {
         .await
     }
 
+    // ------------------------------------------------------------ shops
+
+    /// Takes a request a shop's terminal presented (its QR).
+    pub async fn take_charge(&self, payment_id: &str) -> Result<ChargeView, ClientError> {
+        let request = TakeChargeRequest {
+            payment_id: payment_id.to_string(),
+        };
+        self.post(paths::CHARGES, &request).await
+    }
+
+    /// A shop's request addressed to this phone: merchant, lines, total.
+    pub async fn charge(&self, claim_id: &str) -> Result<ChargeView, ClientError> {
+        self.get(&paths::charge(claim_id)).await
+    }
+
+    pub async fn link_merchant(&self, merchant_id: &str) -> Result<MerchantSummary, ClientError> {
+        self.post(&paths::merchant_link(merchant_id), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn unlink_merchant(&self, merchant_id: &str) -> Result<LinkedMerchants, ClientError> {
+        self.call(
+            reqwest::Method::DELETE,
+            &paths::merchant_link(merchant_id),
+            None::<&()>,
+            true,
+        )
+        .await
+    }
+
+    pub async fn linked_merchants(&self) -> Result<LinkedMerchants, ClientError> {
+        self.get(paths::LINKED_MERCHANTS).await
+    }
+
+    pub async fn report_merchant_spam(
+        &self,
+        merchant_id: &str,
+    ) -> Result<LinkedMerchants, ClientError> {
+        self.post(
+            &paths::merchant_spam_report(merchant_id),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     pub async fn transfer(&self, id: &str) -> Result<TransferView, ClientError> {
         self.get(&format!("/v1/transfers/{id}")).await
     }

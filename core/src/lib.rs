@@ -18,4 +18,4 @@ pub mod secrets;
 pub mod store;
 pub mod wallet;
 
-pub use clink_protocol::{challenge, damm, dialstring, phone, wire};
+pub use clink_protocol::{challenge, damm, dialstring, emvco, one_time_code, phone, wire};

@@ -829,9 +829,15 @@ impl ClinkMerchantQr {
         Ok(qr.to_payload()?)
     }
 
-    /// Reads a scanned payload as a Clink QR in `currency`, the wallet's own:
-    /// a QR in another cannot be paid from it.
-    pub fn from_payload(payload: &str, currency: QrCurrency) -> Result<Self, ClinkQrError> {
+    /// Only the merchant's and the payment request's ids, from a genuine
+    /// Clink QR (CRC, dynamic, Clink's template): what a phone needs to take
+    /// the request, whose amount and lines it then shows from the server.
+    pub fn ids(payload: &str) -> Result<(String, String), ClinkQrError> {
+        let (_, merchant_id, request_id) = Self::read_ids(payload)?;
+        Ok((merchant_id, request_id))
+    }
+
+    fn read_ids(payload: &str) -> Result<(MerchantQr, String, String), ClinkQrError> {
         let qr = parse(payload)?;
         let template = qr
             .merchant_account_templates
@@ -853,6 +859,14 @@ impl ClinkMerchantQr {
             .get(&CLINK_REQUEST_ID)
             .ok_or(ClinkQrError::MissingField("payment request id"))?;
         check_clink_id("payment request id", REQUEST_ID_PREFIX, request_id)?;
+        let (merchant_id, request_id) = (merchant_id.clone(), request_id.clone());
+        Ok((qr, merchant_id, request_id))
+    }
+
+    /// Reads a scanned payload as a Clink QR in `currency`, the wallet's own:
+    /// a QR in another cannot be paid from it.
+    pub fn from_payload(payload: &str, currency: QrCurrency) -> Result<Self, ClinkQrError> {
+        let (qr, merchant_id, request_id) = Self::read_ids(payload)?;
         if qr.currency != format!("{:03}", currency.numeric) {
             return Err(ClinkQrError::CurrencyMismatch {
                 expected: currency.numeric,
@@ -872,8 +886,8 @@ impl ClinkMerchantQr {
             .get(&additional::BILL_NUMBER)
             .ok_or(ClinkQrError::MissingField("order id (bill number, 62.01)"))?;
         Ok(Self {
-            merchant_id: merchant_id.clone(),
-            request_id: request_id.clone(),
+            merchant_id,
+            request_id,
             amount,
             currency,
             merchant_name: qr.merchant_name,

@@ -31,6 +31,7 @@ mod pairing;
 #[doc(hidden)]
 pub mod profile;
 mod seal;
+pub mod shop_pay;
 pub mod sound_pay;
 
 use std::path::Path;
@@ -52,6 +53,7 @@ pub use file_secrets::FileSecretStore;
 pub use network::ClockOffset;
 pub use online::PendingWithdrawal;
 pub use seal::{OUTBOX_KEY, SealError};
+pub use shop_pay::{ShopPayment, ShopPaymentPhase};
 pub use sound_pay::{SoundPayment, SoundPaymentState, SoundRequest, SoundRequestState};
 
 /// The database file inside the wallet's data directory.

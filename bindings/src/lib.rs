@@ -15,6 +15,7 @@
 //! than abort the app.
 
 pub mod acoustic;
+pub mod avatar;
 pub mod bump;
 pub mod challenge;
 pub mod dialstring;

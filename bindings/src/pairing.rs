@@ -15,6 +15,7 @@ use clink_core::wallet as core;
 pub use clink_core::wire::BumpRole;
 
 use crate::acoustic::AcousticProfile;
+use crate::avatar::Avatar;
 use crate::bump::AccelSample;
 use crate::pcm::{self, PcmEncoding, PcmError};
 use crate::wallet::Wallet;
@@ -38,10 +39,12 @@ pub enum BumpPaymentState {
     Reporting,
     /// The report is on the server, waiting for the other phone's.
     WaitingForPartner,
-    /// Payer: "pay `amount` to `payee_display_name`?" — `approve` or
-    /// `decline`.
+    /// Payer: "pay `amount` to `payee_display_name`?" — show
+    /// `payee_avatar` (emoji, picture; where the payee set one) with it,
+    /// then `approve` or `decline`.
     Confirm {
         payee_display_name: String,
+        payee_avatar: Avatar,
         amount: i64,
         memo: String,
         expires_at_ms: i64,
@@ -94,9 +97,11 @@ pub enum SoundPaymentState {
     Listening,
     /// A token was heard; `wait_for_confirm` redeems it.
     Redeeming,
-    /// "Pay `amount` to `payee_display_name`?" — `approve` or `decline`.
+    /// "Pay `amount` to `payee_display_name`?" — show `payee_avatar` with
+    /// it, then `approve` or `decline`.
     Confirm {
         payee_display_name: String,
+        payee_avatar: Avatar,
         amount: i64,
         memo: String,
         expires_at_ms: i64,
@@ -349,11 +354,13 @@ impl From<core::BumpPaymentState> for BumpPaymentState {
             S::WaitingForPartner => BumpPaymentState::WaitingForPartner,
             S::Confirm {
                 payee_display_name,
+                payee_avatar,
                 amount,
                 memo,
                 expires_at_ms,
             } => BumpPaymentState::Confirm {
                 payee_display_name,
+                payee_avatar: payee_avatar.into(),
                 amount,
                 memo,
                 expires_at_ms,
@@ -403,11 +410,13 @@ impl From<core::SoundPaymentState> for SoundPaymentState {
             S::Redeeming => SoundPaymentState::Redeeming,
             S::Confirm {
                 payee_display_name,
+                payee_avatar,
                 amount,
                 memo,
                 expires_at_ms,
             } => SoundPaymentState::Confirm {
                 payee_display_name,
+                payee_avatar: payee_avatar.into(),
                 amount,
                 memo,
                 expires_at_ms,

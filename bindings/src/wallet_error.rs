@@ -7,7 +7,9 @@
 //! refused it, so the app shows the same message for both.
 
 use clink_core::wallet as core;
-use clink_core::wallet::{FIELD_DISPLAY_NAME, FIELD_MEMO};
+use clink_core::wallet::{
+    FIELD_AVATAR_EMOJI, FIELD_AVATAR_PICTURE, FIELD_DISPLAY_NAME, FIELD_MEMO,
+};
 use clink_core::wire::ErrorCode;
 
 /// The field names the core's `WalletError::InvalidInput` uses.
@@ -36,6 +38,15 @@ pub enum WalletError {
     /// the server).
     #[error("{description}")]
     InvalidDisplayName { reason: String, description: String },
+    /// An avatar emoji that is not one emoji, or a picture that is not PNG
+    /// or JPEG or is over 32 KiB (refused by the wallet or by the server);
+    /// `field` is "avatar emoji" or "avatar picture".
+    #[error("{description}")]
+    InvalidAvatar {
+        field: String,
+        reason: String,
+        description: String,
+    },
     /// Any other field refused by the wallet (e.g. a sample rate).
     #[error("{description}")]
     InvalidInput {
@@ -159,6 +170,11 @@ impl From<core::WalletError> for WalletError {
                     reason,
                     description,
                 },
+                FIELD_AVATAR_EMOJI | FIELD_AVATAR_PICTURE => WalletError::InvalidAvatar {
+                    field,
+                    reason,
+                    description,
+                },
                 _ => WalletError::InvalidInput {
                     field,
                     reason,
@@ -191,6 +207,18 @@ impl From<core::WalletError> for WalletError {
                     reason: message,
                     description,
                 },
+                ErrorCode::InvalidAvatarEmoji => WalletError::InvalidAvatar {
+                    field: FIELD_AVATAR_EMOJI.into(),
+                    reason: message,
+                    description,
+                },
+                ErrorCode::InvalidAvatarPicture | ErrorCode::AvatarPictureTooLarge => {
+                    WalletError::InvalidAvatar {
+                        field: FIELD_AVATAR_PICTURE.into(),
+                        reason: message,
+                        description,
+                    }
+                }
                 ErrorCode::WrongPin => WalletError::WrongPin {
                     attempts_remaining,
                     description,

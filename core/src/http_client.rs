@@ -322,6 +322,23 @@ impl ApiClient {
             .await
     }
 
+    /// The caller's avatar, picture included.
+    pub async fn avatar(&self) -> Result<Avatar, ClientError> {
+        self.get(paths::AVATAR).await
+    }
+
+    /// Replaces the caller's avatar; answers with it as stored.
+    pub async fn set_avatar(&self, request: &SetAvatarRequest) -> Result<Avatar, ClientError> {
+        self.call(reqwest::Method::PUT, paths::AVATAR, Some(request), true)
+            .await
+    }
+
+    /// Clears the caller's avatar.
+    pub async fn clear_avatar(&self) -> Result<Avatar, ClientError> {
+        self.call(reqwest::Method::DELETE, paths::AVATAR, None::<&()>, true)
+            .await
+    }
+
     /// Registers this install's OCRA key, replacing any earlier one.
     pub async fn register_ocra_key(
         &self,

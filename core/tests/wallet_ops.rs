@@ -1,7 +1,8 @@
 //! The wallet's online operations against a real server on a loopback port:
 //! withdrawals that stay exactly once when their answer is lost, the
 //! security policy with the second factor answered by the install's key,
-//! wrong PINs on each operation, and cancelling one's own request.
+//! wrong PINs on each operation, cancelling one's own request, and the
+//! account's avatar.
 
 mod support;
 
@@ -10,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use clink_core::secrets::{OCRA_KEY, SecretStore};
 use clink_core::wallet::{
-    FileSecretStore, OutboxState, Wallet, WalletError, WalletEvent, WalletListener,
+    Avatar, FIELD_AVATAR_EMOJI, FIELD_AVATAR_PICTURE, FileSecretStore, OutboxState, Wallet,
+    WalletError, WalletEvent, WalletListener,
 };
 use clink_core::wire::{ErrorCode, TransferKind, TransferState, VoidReason};
 use sqlx::Row;
@@ -625,4 +627,63 @@ async fn an_item_confirmed_more_than_a_day_ago_is_not_sent_online_until_confirme
     alice.requeue(item.id, PIN).unwrap();
     alice.send_now(item.id).await.unwrap();
     assert_eq!(server.posted_sends_from(&alice_phone).await, (1, 600));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_avatar_is_set_replaced_and_cleared_and_a_bad_one_refused_before_sending() {
+    let server = TestServer::start().await;
+    let home = WalletHome::new();
+    let unregistered = home.open(&server.url());
+    assert!(matches!(
+        unregistered.set_avatar(Some("🐱"), None).await,
+        Err(WalletError::NotRegistered)
+    ));
+    drop(unregistered);
+    let (bob, _) = registered(&server, &home, "Bob").await;
+    assert_eq!(bob.avatar().await.unwrap(), Avatar::default());
+
+    let jpeg = [b"\xFF\xD8\xFF\xE0".as_slice(), &[1; 300]].concat();
+    let set = bob
+        .set_avatar(Some("🧑\u{200D}🍳"), Some(&jpeg))
+        .await
+        .unwrap();
+    assert_eq!(
+        set,
+        Avatar {
+            emoji: Some("🧑\u{200D}🍳".into()),
+            picture: Some(jpeg),
+        }
+    );
+    assert_eq!(bob.avatar().await.unwrap(), set);
+    let set = bob.set_avatar(Some("🐱"), None).await.unwrap();
+    assert_eq!((set.emoji.as_deref(), set.picture), (Some("🐱"), None));
+
+    // Refused by the wallet, before anything is sent; the avatar stays.
+    for (emoji, picture, field) in [
+        (Some("🐱🐶"), None, FIELD_AVATAR_EMOJI),
+        (Some("A"), None, FIELD_AVATAR_EMOJI),
+        (None, Some(b"GIF89a".to_vec()), FIELD_AVATAR_PICTURE),
+        (
+            None,
+            Some([b"\x89PNG\r\n\x1a\n".as_slice(), &[0; 40_000]].concat()),
+            FIELD_AVATAR_PICTURE,
+        ),
+        (None, None, "avatar"),
+    ] {
+        match bob.set_avatar(emoji, picture.as_deref()).await {
+            Err(WalletError::InvalidInput { field: f, .. }) if f == field => {}
+            other => panic!("{emoji:?}: expected {field} refused, got {other:?}"),
+        }
+    }
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM avatars")
+        .fetch_one(server.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    assert_eq!(bob.avatar().await.unwrap().emoji.as_deref(), Some("🐱"));
+
+    bob.clear_avatar().await.unwrap();
+    bob.clear_avatar().await.unwrap();
+    assert!(bob.avatar().await.unwrap().is_empty());
 }

@@ -10,7 +10,8 @@ mod support;
 use bump_support::*;
 use clink_core::bump::AccelSample;
 use clink_core::wallet::{
-    BumpPayment, BumpPaymentState, SoundPaymentState, SoundRequestState, Wallet, WalletError,
+    Avatar, BumpPayment, BumpPaymentState, SoundPaymentState, SoundRequestState, Wallet,
+    WalletError,
 };
 use clink_core::wire::ErrorCode;
 use rand::{Rng, SeedableRng};
@@ -128,6 +129,9 @@ async fn a_bump_from_samples_asks_the_payer_and_pays_once() {
     let (alice, alice_phone) = wallet(&server, &alice_home, "Alice").await;
     let (bob, bob_phone) = wallet(&server, &bob_home, "Bob's Cafe").await;
     server.fund(&alice, &alice_phone, 5_000).await;
+    // The payer confirms the person: Bob's emoji and picture come with his name.
+    let picture = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7; 500]].concat();
+    bob.set_avatar(Some("☕"), Some(&picture)).await.unwrap();
 
     let phones = bump_scene(11, 2);
     let payer = alice.pay_by_bump(RATE_HZ).unwrap();
@@ -137,6 +141,7 @@ async fn a_bump_from_samples_asks_the_payer_and_pays_once() {
     let (asked, sent) = tokio::join!(payer.wait_for_outcome(), payee.wait_for_outcome());
     let BumpPaymentState::Confirm {
         payee_display_name,
+        payee_avatar,
         amount,
         memo,
         ..
@@ -147,6 +152,13 @@ async fn a_bump_from_samples_asks_the_payer_and_pays_once() {
     assert_eq!(
         (payee_display_name.as_str(), amount, memo.as_str()),
         ("Bob's Cafe", 800, "coffee")
+    );
+    assert_eq!(
+        payee_avatar,
+        Avatar {
+            emoji: Some("☕".into()),
+            picture: Some(picture),
+        }
     );
     assert!(
         matches!(sent, BumpPaymentState::RequestSent { amount: 800, .. }),
@@ -350,6 +362,7 @@ async fn a_token_played_and_heard_asks_the_payer_and_pays_once_and_never_twice()
     let (alice, alice_phone) = wallet(&server, &homes[1], "Alice").await;
     let (carol, _) = wallet(&server, &homes[2], "Carol").await;
     server.fund(&alice, &alice_phone, 2_000).await;
+    bob.set_avatar(Some("🍞"), None).await.unwrap();
 
     let request = bob
         .request_by_sound(500, "bread", RATE_HZ, None)
@@ -365,6 +378,7 @@ async fn a_token_played_and_heard_asks_the_payer_and_pays_once_and_never_twice()
     assert_eq!(listen(&payer, &audio), SoundPaymentState::Redeeming);
     let SoundPaymentState::Confirm {
         payee_display_name,
+        payee_avatar,
         amount,
         memo,
         ..
@@ -375,6 +389,10 @@ async fn a_token_played_and_heard_asks_the_payer_and_pays_once_and_never_twice()
     assert_eq!(
         (payee_display_name.as_str(), amount, memo.as_str()),
         ("Bob's Bakery", 500, "bread")
+    );
+    assert_eq!(
+        (payee_avatar.emoji.as_deref(), payee_avatar.picture),
+        (Some("🍞"), None)
     );
     assert_eq!(payer.approve(PIN).await.unwrap(), SoundPaymentState::Paid);
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Accounts: registration (a code by text, then the device key, name and
-//! PIN), the account's own view and its security policy.
+//! PIN), the account's own view, its security policy and its avatar.
 
 use std::sync::Arc;
 
@@ -358,4 +358,98 @@ pub(crate) async fn update_policy(State(state): St, caller: Caller) -> AppResult
     })
     .await?;
     Ok(respond(response))
+}
+
+// ----------------------------------------------------------------- avatar
+
+/// The avatar of `account`; with `picture` false, the emoji alone (the
+/// picture stays in the database).
+pub(crate) async fn read_avatar<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    account: i64,
+    picture: bool,
+) -> AppResult<Avatar> {
+    let query = if picture {
+        "SELECT emoji, picture FROM avatars WHERE account_id = $1"
+    } else {
+        "SELECT emoji FROM avatars WHERE account_id = $1"
+    };
+    let Some(row) = sqlx::query(query)
+        .bind(account)
+        .fetch_optional(executor)
+        .await?
+    else {
+        return Ok(Avatar::default());
+    };
+    let picture = if picture {
+        row.try_get::<Option<Vec<u8>>, _>(1)?
+            .map(|bytes| avatar::encode_picture(&bytes))
+    } else {
+        None
+    };
+    Ok(Avatar {
+        emoji: row.try_get(0)?,
+        picture,
+    })
+}
+
+/// `GET /v1/avatar`: the caller's avatar, picture included.
+pub(crate) async fn get_avatar(State(state): St, caller: Caller) -> AppResult<Json<Avatar>> {
+    consume_nonce(&state, caller.signed).await?;
+    Ok(Json(
+        read_avatar(&state.db.pool, caller.account_id, true).await?,
+    ))
+}
+
+/// `PUT /v1/avatar`: replaces the caller's avatar (emoji, picture or both)
+/// and answers with it as stored.
+pub(crate) async fn set_avatar(State(state): St, caller: Caller) -> AppResult<Json<Avatar>> {
+    let req: SetAvatarRequest = caller.signed.json()?;
+    let (emoji, picture) = req.check().map_err(|e| AppError(e.into()))?;
+    let account = caller.account_id;
+    let avatar = Avatar {
+        emoji: emoji.clone(),
+        picture: picture.as_deref().map(avatar::encode_picture),
+    };
+    write_signed(&state, caller.signed, move |_st, conn| {
+        Box::pin(async move {
+            Outcome::from_result(
+                sqlx::query(
+                    "INSERT INTO avatars (account_id, emoji, picture, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (account_id) DO UPDATE SET emoji = excluded.emoji,
+                        picture = excluded.picture, updated_at = excluded.updated_at",
+                )
+                .bind(account)
+                .bind(emoji)
+                .bind(picture)
+                .bind(now_ms())
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(AppError::from),
+            )
+        })
+    })
+    .await?;
+    Ok(Json(avatar))
+}
+
+/// `DELETE /v1/avatar`: clears the caller's avatar (done or not, the same
+/// answer: the empty avatar).
+pub(crate) async fn clear_avatar(State(state): St, caller: Caller) -> AppResult<Json<Avatar>> {
+    let account = caller.account_id;
+    write_signed(&state, caller.signed, move |_st, conn| {
+        Box::pin(async move {
+            Outcome::from_result(
+                sqlx::query("DELETE FROM avatars WHERE account_id = $1")
+                    .bind(account)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(AppError::from),
+            )
+        })
+    })
+    .await?;
+    Ok(Json(Avatar::default()))
 }

@@ -20,6 +20,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::REGISTER_VERIFY, post(accounts::verify))
         .route(paths::ME, get(accounts::me))
         .route(paths::POLICY, put(accounts::update_policy))
+        .route(
+            paths::AVATAR,
+            get(accounts::get_avatar)
+                .put(accounts::set_avatar)
+                .delete(accounts::clear_avatar),
+        )
         .route(paths::SEND, post(transfers::send))
         .route(paths::WITHDRAW, post(transfers::withdraw))
         .route(

@@ -852,6 +852,112 @@ async fn expired_forged_and_foreign_tokens_are_refused(backend: Backend) {
     fresh.server.shutdown().await;
 }
 
+// ----------------------------------------------------------------- avatars
+
+/// The payer confirms the person, not only the amount: its `Confirm` (bump)
+/// and redeem answer (sound) carry the payee's name, emoji and picture; the
+/// payee's own views carry the emoji alone, and an avatar changed or cleared
+/// later shows as it is now.
+async fn the_payer_confirms_the_payee_by_name_and_avatar(backend: Backend) {
+    let Some(s) = TestServer::start(backend, |_| {}).await else {
+        return;
+    };
+    let alice = s.user("Alice", "1234").await;
+    let bob = s.user("Bob's Cafe", "5678").await;
+    alice.cash_in(5_000).await;
+    let picture = png(4_000);
+    let avatar = bob
+        .client
+        .set_avatar(&SetAvatarRequest {
+            emoji: Some("👩\u{200D}🍳".into()),
+            picture: Some(avatar::encode_picture(&picture)),
+        })
+        .await
+        .unwrap();
+
+    let t = now_ms();
+    let payee = submit(&bob.client, report(BumpRole::Payee, t, ROOM), "coffee")
+        .await
+        .unwrap();
+    let payer = submit(&alice.client, report(BumpRole::Payer, t + 25, ROOM), "")
+        .await
+        .unwrap();
+    let BumpOutcome::Confirm { request } = poll(&alice.client, &payer.report_id).await.outcome
+    else {
+        panic!("the payer is asked to confirm")
+    };
+    assert_eq!(request.payee_display_name, "Bob's Cafe");
+    assert_eq!(request.payee_avatar, avatar);
+    assert_eq!(request.payee_avatar.emoji.as_deref(), Some("👩\u{200D}🍳"));
+    assert_eq!(
+        request.payee_avatar.picture_bytes().unwrap(),
+        Some(picture.clone())
+    );
+    let BumpOutcome::RequestSent { request: sent } =
+        poll(&bob.client, &payee.report_id).await.outcome
+    else {
+        panic!("the payee hears the request was sent")
+    };
+    assert_eq!(sent.payee_avatar.emoji, avatar.emoji);
+    assert_eq!(sent.payee_avatar.picture, None);
+    alice
+        .client
+        .approve_claim(&request.request_id, "1234")
+        .await
+        .unwrap();
+
+    // By sound, with the picture cleared since: the emoji alone.
+    bob.client
+        .set_avatar(&SetAvatarRequest {
+            emoji: Some("☕".into()),
+            picture: None,
+        })
+        .await
+        .unwrap();
+    let token = issue(&bob.client, 500, "bread").await;
+    let request = redeem(&alice.client, &token).await.unwrap();
+    assert_eq!(request.payee_display_name, "Bob's Cafe");
+    assert_eq!(request.payee_avatar.emoji.as_deref(), Some("☕"));
+    assert_eq!(request.payee_avatar.picture, None);
+    // And with a picture again: the payer's redeem answer carries it, the
+    // payee's token status does not.
+    bob.client
+        .set_avatar(&SetAvatarRequest {
+            emoji: None,
+            picture: Some(avatar::encode_picture(&picture)),
+        })
+        .await
+        .unwrap();
+    let token = issue(&bob.client, 300, "").await;
+    let request = redeem(&alice.client, &token).await.unwrap();
+    assert_eq!(request.payee_avatar.picture_bytes().unwrap(), Some(picture));
+    assert_eq!(request.payee_avatar.emoji, None);
+    let SoundTokenStatus::Redeemed { request: seen } =
+        bob.client.sound_token_status(&token).await.unwrap()
+    else {
+        panic!("redeemed")
+    };
+    assert!(seen.payee_avatar.is_empty(), "{:?}", seen.payee_avatar);
+
+    // Cleared: no avatar in the view at all (as from a server before avatars).
+    bob.client.clear_avatar().await.unwrap();
+    let token = issue(&bob.client, 200, "").await;
+    let value: serde_json::Value = alice
+        .client
+        .call(
+            reqwest::Method::POST,
+            paths::SOUND_TOKEN_REDEEM,
+            Some(&RedeemSoundTokenRequest {
+                token: encode_token(&token),
+            }),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(value["payee_display_name"], "Bob's Cafe");
+    assert!(value.get("payee_avatar").is_none(), "{value}");
+}
+
 on_both_backends!(
     bump_match_creates_one_request_that_pays_once,
     three_phones_in_one_window_all_bump_again,
@@ -867,4 +973,5 @@ on_both_backends!(
     an_approval_racing_the_withdrawal_is_told_it_was_withdrawn,
     sound_token_is_redeemed_once_and_paid,
     expired_forged_and_foreign_tokens_are_refused,
+    the_payer_confirms_the_payee_by_name_and_avatar,
 );

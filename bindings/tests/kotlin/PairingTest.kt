@@ -179,6 +179,7 @@ internal fun registerPairingTests() {
             val alice = registered("Alice")
             val carol = registered("Carol")
             alice.fund(2_000)
+            bob.wallet.setAvatar("🍞", null)
 
             val request = bob.wallet.requestBySound(500, "bread", SOUND_RATE_HZ.toUInt(), null)
             checkEqual(AcousticProfile.NEAR_ULTRASOUND, request.profile(), "profile")
@@ -195,6 +196,7 @@ internal fun registerPairingTests() {
             check(asked is SoundPaymentState.Confirm) { "asked: $asked" }
             asked as SoundPaymentState.Confirm
             checkEqual(Triple("Bob's Bakery", 500L, "bread"), Triple(asked.payeeDisplayName, asked.amount, asked.memo), "confirm")
+            checkEqual(Avatar("🍞", null), asked.payeeAvatar, "the payee's avatar")
             checkThrows<WalletException.WrongPin> { runBlocking { payer.approve("0000") } }
             check(payer.state() is SoundPaymentState.Confirm) { "after a wrong PIN: ${payer.state()}" }
             checkEqual(SoundPaymentState.Paid, payer.approve(alice.pin), "approved")
@@ -222,6 +224,9 @@ internal fun registerPairingTests() {
             val alice = registered("Alice")
             val bob = registered("Bob's Cafe", "1357")
             alice.fund(5_000)
+            // The payer confirms the person: Bob's emoji and picture come with his name.
+            val picture = byteArrayOf(0x89.toByte(), 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A) + ByteArray(600) { (it % 13).toByte() }
+            bob.wallet.setAvatar("☕", picture)
             val sound = roomSound(seed = 11, phones = 2)
             val payerFeed = Feed(accelTrace(seed = 111, knockSign = 1.0), sound[0])
             val payeeFeed = Feed(accelTrace(seed = 112, knockSign = -1.0), sound[1])
@@ -244,6 +249,8 @@ internal fun registerPairingTests() {
             check(asked is BumpPaymentState.Confirm) { "asked: $asked" }
             asked as BumpPaymentState.Confirm
             checkEqual(Triple("Bob's Cafe", 800L, "coffee"), Triple(asked.payeeDisplayName, asked.amount, asked.memo), "confirm")
+            checkEqual("☕", asked.payeeAvatar.emoji, "the payee's emoji")
+            check(asked.payeeAvatar.picture?.contentEquals(picture) == true) { "the payee's picture: ${asked.payeeAvatar.picture?.size} bytes" }
             checkEqual(BumpPaymentState.RequestSent(800, "coffee"), sent, "the payee's outcome")
             checkThrows<WalletException.InvalidInput> { runBlocking { payee.approve(bob.pin) } }
             checkEqual(BumpPaymentState.Paid, payer.approve(alice.pin), "approved")

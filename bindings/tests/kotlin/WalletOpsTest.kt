@@ -1,7 +1,7 @@
 // The wallet's online operations through the generated Kotlin, against the
 // real server scripts/test-bindings starts: withdraw, the security policy
-// and the second-factor key, and cancelling one's own request, each with its
-// typed exception.
+// and the second-factor key, cancelling one's own request, and the avatar,
+// each with its typed exception.
 package app.clink.test
 
 import app.clink.core.*
@@ -110,6 +110,36 @@ internal fun registerWalletOpsTests() {
             checkEqual(0, bob.wallet.incomingRequests().size, "Bob's requests after sync")
             checkEqual(1_000L, bob.wallet.balance(), "Bob's balance")
             alice.wallet.close()
+            bob.wallet.close()
+        }
+    }
+
+    test("wallet: an avatar is set, replaced and cleared; a bad one throws InvalidAvatar") {
+        runBlocking {
+            val bob = registered("Bob", "1357")
+            checkEqual(Avatar(null, null), bob.wallet.avatar(), "no avatar yet")
+            val jpeg = byteArrayOf(0xFF.toByte(), 0xD8.toByte(), 0xFF.toByte(), 0xE0.toByte()) + ByteArray(300) { 1 }
+            val set = bob.wallet.setAvatar("🧑\u200D🍳", jpeg)
+            checkEqual("🧑\u200D🍳", set.emoji, "a joined emoji is one")
+            check(set.picture?.contentEquals(jpeg) == true) { "picture: ${set.picture?.size} bytes" }
+            val fetched = bob.wallet.avatar()
+            check(fetched.emoji == set.emoji && fetched.picture?.contentEquals(jpeg) == true) { "fetched: $fetched" }
+            checkEqual(Avatar("🐱", null), bob.wallet.setAvatar("🐱", null), "replaced by the emoji alone")
+
+            val twoEmoji = checkThrows<WalletException.InvalidAvatar> { runBlocking { bob.wallet.setAvatar("🐱🐶", null) } }
+            checkEqual("avatar emoji", twoEmoji.field, "field")
+            checkThrows<WalletException.InvalidAvatar> { runBlocking { bob.wallet.setAvatar("Bob", null) } }
+            val gif = checkThrows<WalletException.InvalidAvatar> {
+                runBlocking { bob.wallet.setAvatar(null, "GIF89a".toByteArray()) }
+            }
+            checkEqual("avatar picture", gif.field, "field")
+            checkThrows<WalletException.InvalidAvatar> {
+                runBlocking { bob.wallet.setAvatar(null, byteArrayOf(0x89.toByte(), 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A) + ByteArray(40_000)) }
+            }
+            checkEqual(Avatar("🐱", null), bob.wallet.avatar(), "unchanged by the refusals")
+
+            bob.wallet.clearAvatar()
+            checkEqual(Avatar(null, null), bob.wallet.avatar(), "cleared")
             bob.wallet.close()
         }
     }

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from clink_ffi import (
+    Avatar,
     AccelSample,
     AcousticProfile,
     BumpPaymentState,
@@ -180,6 +181,7 @@ def test_a_token_played_and_heard_with_20db_noise_pays_once_and_a_replay_is_toke
         alice = await registered(tmp_path, "Alice")
         carol = await registered(tmp_path, "Carol")
         await alice.fund(2_000)
+        await bob.wallet.set_avatar("🍞", None)
 
         request = await bob.wallet.request_by_sound(500, "bread", SOUND_RATE_HZ, None)
         assert request.profile() == AcousticProfile.NEAR_ULTRASOUND
@@ -198,6 +200,7 @@ def test_a_token_played_and_heard_with_20db_noise_pays_once_and_a_replay_is_toke
         asked = await payer.wait_for_confirm()
         assert asked.is_confirm(), asked
         assert (asked.payee_display_name, asked.amount, asked.memo) == ("Bob's Bakery", 500, "bread")
+        assert asked.payee_avatar == Avatar(emoji="🍞", picture=None)
         with pytest.raises(WalletError.WrongPin):
             await payer.approve("0000")
         assert payer.state().is_confirm()
@@ -227,6 +230,9 @@ def test_a_bump_from_generated_sensor_data_asks_the_payer_and_pays_once(tmp_path
         alice = await registered(tmp_path, "Alice")
         bob = await registered(tmp_path, "Bob's Cafe", "1357")
         await alice.fund(5_000)
+        # The payer confirms the person: Bob's emoji and picture come with his name.
+        picture = b"\x89PNG\r\n\x1a\n" + bytes(i % 13 for i in range(600))
+        await bob.wallet.set_avatar("☕", picture)
         (payer_accel, payer_audio), (payee_accel, payee_audio) = bump_scene(seed=11)
 
         payer = alice.wallet.pay_by_bump(BUMP_AUDIO_HZ)
@@ -243,6 +249,7 @@ def test_a_bump_from_generated_sensor_data_asks_the_payer_and_pays_once(tmp_path
         asked, sent = await asyncio.gather(payer.wait_for_outcome(), payee.wait_for_outcome())
         assert asked.is_confirm(), asked
         assert (asked.payee_display_name, asked.amount, asked.memo) == ("Bob's Cafe", 800, "coffee")
+        assert asked.payee_avatar == Avatar(emoji="☕", picture=picture)
         assert sent == BumpPaymentState.REQUEST_SENT(amount=800, memo="coffee")
         with pytest.raises(WalletError.InvalidInput):
             await payee.approve(bob.pin)

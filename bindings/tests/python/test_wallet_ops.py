@@ -1,13 +1,14 @@
 """The wallet's online operations through the generated Python bindings,
 against the real clink-server that scripts/test-bindings starts: withdraw,
-the security policy and the second-factor key, and cancelling one's own
-request, each with its typed exception."""
+the security policy and the second-factor key, cancelling one's own
+request, and the avatar, each with its typed exception."""
 
 import asyncio
 
 import pytest
 
 from clink_ffi import (
+    Avatar,
     ErrorCode,
     OutboxState,
     TransferKind,
@@ -150,5 +151,37 @@ def test_a_request_cancelled_by_its_requester_cannot_be_paid(tmp_path):
         await bob.wallet.sync_now()
         assert bob.wallet.incoming_requests() == []
         assert bob.wallet.balance() == 1_000
+
+    asyncio.run(scenario())
+
+
+def test_an_avatar_is_set_replaced_and_cleared_and_a_bad_one_is_invalid_avatar(tmp_path):
+    async def scenario():
+        bob = await registered(tmp_path, "Bob", "1357")
+        assert await bob.wallet.avatar() == Avatar(emoji=None, picture=None)
+
+        jpeg = b"\xff\xd8\xff\xe0" + bytes(300)
+        chef = "\U0001f9d1\u200d\U0001f373"  # one emoji, joined: a cook
+        assert await bob.wallet.set_avatar(chef, jpeg) == Avatar(emoji=chef, picture=jpeg)
+        assert await bob.wallet.avatar() == Avatar(emoji=chef, picture=jpeg)
+        # A PUT replaces the whole avatar: the emoji alone now.
+        assert await bob.wallet.set_avatar("🐱", None) == Avatar(emoji="🐱", picture=None)
+
+        for emoji, picture, field in [
+            ("🐱🐶", None, "avatar emoji"),
+            ("Bob", None, "avatar emoji"),
+            (None, b"GIF89a", "avatar picture"),
+            (None, b"\x89PNG\r\n\x1a\n" + bytes(40_000), "avatar picture"),
+        ]:
+            with pytest.raises(WalletError.InvalidAvatar) as refused:
+                await bob.wallet.set_avatar(emoji, picture)
+            assert refused.value.field == field
+        with pytest.raises(WalletError.InvalidInput):
+            await bob.wallet.set_avatar(None, None)
+        assert await bob.wallet.avatar() == Avatar(emoji="🐱", picture=None)
+
+        await bob.wallet.clear_avatar()
+        await bob.wallet.clear_avatar()
+        assert await bob.wallet.avatar() == Avatar(emoji=None, picture=None)
 
     asyncio.run(scenario())

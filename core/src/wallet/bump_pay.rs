@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::pairing::{Decision, is_expired, is_withdrawn, wait_for_decision};
-use super::{Wallet, WalletError, invalid, lock};
+use super::{Avatar, Wallet, WalletError, invalid, lock};
 use crate::bump::fingerprint::{AUDIO_AFTER_KNOCK_MS, AUDIO_BEFORE_KNOCK_MS};
 use crate::bump::{
     AccelSample, FingerprintError, FingerprintExtractor, KnockDetector, KnockEvent, find_click,
@@ -45,9 +45,12 @@ pub enum BumpPaymentState {
     Reporting,
     /// The report is on the server, waiting for the other phone's.
     WaitingForPartner,
-    /// Payer: "pay `amount` to `payee_display_name`?"
+    /// Payer: "pay `amount` to `payee_display_name`?" — shown with the
+    /// payee's avatar (emoji, picture), where the payee set one, before the
+    /// PIN: in a crowd the payer confirms the person, not only the amount.
     Confirm {
         payee_display_name: String,
+        payee_avatar: Avatar,
         amount: i64,
         memo: String,
         expires_at_ms: i64,
@@ -365,15 +368,19 @@ impl BumpPayment {
                     detail: "the server did not decide the bump in time".into(),
                 },
             },
-            BumpOutcome::Confirm { request } => {
-                lock(&self.inner).request_id = Some(request.request_id.clone());
-                BumpPaymentState::Confirm {
-                    payee_display_name: request.payee_display_name,
-                    amount: request.amount,
-                    memo: request.memo,
-                    expires_at_ms: request.expires_at_ms,
+            BumpOutcome::Confirm { request } => match Avatar::from_wire(request.payee_avatar) {
+                Ok(payee_avatar) => {
+                    lock(&self.inner).request_id = Some(request.request_id.clone());
+                    BumpPaymentState::Confirm {
+                        payee_display_name: request.payee_display_name,
+                        payee_avatar,
+                        amount: request.amount,
+                        memo: request.memo,
+                        expires_at_ms: request.expires_at_ms,
+                    }
                 }
-            }
+                Err(error) => BumpPaymentState::Failed { error },
+            },
             BumpOutcome::RequestSent { request } => {
                 lock(&self.inner).request_id = Some(request.request_id.clone());
                 BumpPaymentState::RequestSent {

@@ -3,12 +3,13 @@
 //!
 //! - Local operations (drafts, queueing, balance, history, requests) are
 //!   plain blocking calls on the local store: short SQLite transactions.
-//! - Network operations (register, verify, sync, approve/decline, clock, and
-//!   those in `online`: send now, withdraw, policy, second factor, cancel) are
-//!   `async` (uniffi turns them into Kotlin `suspend` / Swift `async`); they
-//!   must run on a tokio runtime, as reqwest does. Async rather than a runtime
-//!   owned by the wallet: the apps' own schedulers decide where the wait
-//!   happens, and a cancelled call just stops being polled.
+//! - Network operations (register, verify, sync, approve/decline, clock, the
+//!   avatar, and those in `online`: send now, withdraw, policy, second
+//!   factor, cancel) are `async` (uniffi turns them into Kotlin `suspend` /
+//!   Swift `async`); they must run on a tokio runtime, as reqwest does.
+//!   Async rather than a runtime owned by the wallet: the apps' own
+//!   schedulers decide where the wait happens, and a cancelled call just
+//!   stops being polled.
 //!
 //! Everything is persisted before the network is awaited: an item is marked
 //! `sending` on disk before its request leaves, and the server's answers are
@@ -22,6 +23,7 @@
 //! The device key lives in the `SecretStore`; queued items, which carry the
 //! PIN, are sealed with a second key from that store (see `seal`).
 
+mod avatar;
 pub mod bump_pay;
 pub mod crash;
 mod file_secrets;
@@ -48,6 +50,7 @@ use crate::store::{self, Dispatched, ItemAnswer, Store, StoreError};
 pub use crate::store::{Draft, DraftKind, KnownPayee, OutboxItem, OutboxState, Reason};
 use crate::wire::signing::{self, DeviceKey};
 use crate::wire::*;
+pub use avatar::{Avatar, FIELD_AVATAR_EMOJI, FIELD_AVATAR_PICTURE};
 pub use bump_pay::{BumpPayment, BumpPaymentState};
 pub use file_secrets::FileSecretStore;
 pub use network::ClockOffset;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::pairing::{Decision, is_expired, wait_for_decision};
-use super::{Wallet, WalletError, invalid, lock};
+use super::{Avatar, Wallet, WalletError, invalid, lock};
 use crate::acoustic::{Profile, Token, TokenDecoder, TokenModem};
 use crate::wire::*;
 
@@ -182,9 +182,11 @@ pub enum SoundPaymentState {
     Listening,
     /// A token was heard; it is being redeemed.
     Redeeming,
-    /// "Pay `amount` to `payee_display_name`?"
+    /// "Pay `amount` to `payee_display_name`?" — shown with the payee's
+    /// avatar (emoji, picture), where the payee set one, before the PIN.
     Confirm {
         payee_display_name: String,
+        payee_avatar: Avatar,
         amount: i64,
         memo: String,
         expires_at_ms: i64,
@@ -295,15 +297,19 @@ impl SoundPayment {
             Err(error) => return self.set(SoundPaymentState::Failed { error }),
         };
         let next = match client.redeem_sound_token(&token).await {
-            Ok(request) => {
-                lock(&self.inner).request_id = Some(request.request_id.clone());
-                SoundPaymentState::Confirm {
-                    payee_display_name: request.payee_display_name,
-                    amount: request.amount,
-                    memo: request.memo,
-                    expires_at_ms: request.expires_at_ms,
+            Ok(request) => match Avatar::from_wire(request.payee_avatar) {
+                Ok(payee_avatar) => {
+                    lock(&self.inner).request_id = Some(request.request_id.clone());
+                    SoundPaymentState::Confirm {
+                        payee_display_name: request.payee_display_name,
+                        payee_avatar,
+                        amount: request.amount,
+                        memo: request.memo,
+                        expires_at_ms: request.expires_at_ms,
+                    }
                 }
-            }
+                Err(error) => SoundPaymentState::Failed { error },
+            },
             Err(e) if e.code() == Some(ErrorCode::TokenExpired) => SoundPaymentState::Expired,
             Err(e) => SoundPaymentState::Failed { error: e.into() },
         };

@@ -17,6 +17,12 @@ pub enum ErrorCode {
     /// A memo with invisible, direction-changing or control characters, or
     /// too long (see `wire::text`).
     InvalidMemo,
+    /// An avatar emoji that is not one emoji (see `wire::avatar`).
+    InvalidAvatarEmoji,
+    /// An avatar picture that is not PNG or JPEG (or not base64).
+    InvalidAvatarPicture,
+    /// An avatar picture over `wire::avatar::MAX_PICTURE_BYTES` (413).
+    AvatarPictureTooLarge,
     NotFound,
     // Authentication of the device.
     Unauthenticated,
@@ -96,6 +102,8 @@ impl ErrorCode {
             MalformedJson | InvalidRequest | InvalidPhoneNumber | InvalidAmount
             | AmountTooLarge | InvalidPin | InvalidDialString => 400,
             InvalidDisplayName | InvalidMemo => 400,
+            InvalidAvatarEmoji | InvalidAvatarPicture => 400,
+            AvatarPictureTooLarge => 413,
             Unauthenticated | BadSignature | StaleTimestamp | ReplayedNonce => 401,
             WrongPin => 403,
             Forbidden | SecondFactorRequired => 403,

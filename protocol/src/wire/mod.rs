@@ -5,6 +5,7 @@
 //! always integer minor units of the server's currency; times are Unix
 //! milliseconds.
 
+pub mod avatar;
 mod bump;
 mod error;
 mod gateway;
@@ -15,6 +16,7 @@ mod sync;
 pub mod text;
 mod types;
 
+pub use avatar::{Avatar, SetAvatarRequest};
 pub use bump::{BumpReport, BumpRole, CoarseLocation, ImpulseFeatures};
 pub use error::{ApiError, ErrorCode};
 pub use gateway::*;
@@ -36,6 +38,8 @@ pub mod paths {
     pub const CLAIMS: &str = "/v1/claims";
     pub const INBOX: &str = "/v1/inbox";
     pub const POLICY: &str = "/v1/policy";
+    /// The caller's avatar: `GET`, `PUT` (replace), `DELETE` (clear).
+    pub const AVATAR: &str = "/v1/avatar";
     pub const OCRA_KEY: &str = "/v1/ocra-key";
     pub const CHALLENGES: &str = "/v1/challenges";
     pub const GATEWAY_CALLS: &str = "/v1/gateway/calls";

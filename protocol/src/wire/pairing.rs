@@ -3,8 +3,8 @@
 //!
 //! Either way the server ends with an ordinary claim (a pending transfer from
 //! the payer to the payee) that the payer approves with the PIN or declines.
-//! What the phones see of each other is the payee's display name, never a
-//! phone number: [`PairingRequestView`] has no field for one.
+//! What the phones see of each other is the payee's display name and
+//! avatar, never a phone number: [`PairingRequestView`] has no field for one.
 //!
 //! - **Bump**: each phone posts its [`BumpReport`] ([`SubmitBumpRequest`]) and
 //!   polls [`BumpReportView`] until the server has decided.
@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use super::avatar::Avatar;
 use super::bump::BumpReport;
 use super::types::{Amount, Millis};
 
@@ -40,6 +41,12 @@ pub struct PairingRequestView {
     /// (`POST /v1/claims/{request_id}/approve`).
     pub request_id: String,
     pub payee_display_name: String,
+    /// The payee's avatar, where the payee set one: what the payer checks
+    /// beside the name before the PIN. The picture only in the payer's view
+    /// (`Confirm`, the redeem answer); the payee's own views carry the emoji
+    /// alone. Absent from servers that predate avatars.
+    #[serde(default, skip_serializing_if = "Avatar::is_empty")]
+    pub payee_avatar: Avatar,
     pub amount: Amount,
     pub memo: String,
     /// After this the request can no longer be approved.

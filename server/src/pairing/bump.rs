@@ -41,7 +41,7 @@ use clink_protocol::wire::{
 use serde::Deserialize;
 use sqlx::{AnyConnection, Executor, Row};
 
-use super::{Method, PairedRequest};
+use super::{Method, PairedRequest, Viewer};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
@@ -334,10 +334,13 @@ async fn read_view(
             let seq: i64 = row.try_get::<Option<i64>, _>(3)?.ok_or_else(|| {
                 AppError::new(ErrorCode::Internal, "a matched bump report has no claim")
             })?;
-            let request = super::request_view(&mut *conn, seq).await?;
             match role {
-                BumpRole::Payer => BumpOutcome::Confirm { request },
-                BumpRole::Payee => BumpOutcome::RequestSent { request },
+                BumpRole::Payer => BumpOutcome::Confirm {
+                    request: super::request_view(&mut *conn, seq, Viewer::Payer).await?,
+                },
+                BumpRole::Payee => BumpOutcome::RequestSent {
+                    request: super::request_view(&mut *conn, seq, Viewer::Payee).await?,
+                },
             }
         }
         "ambiguous" => BumpOutcome::BumpAgain,
@@ -532,7 +535,7 @@ async fn match_pair(
         memo: &payee.memo,
         method: Method::Bump,
     };
-    let (seq, _) = super::create_request(state, conn, &request, now).await?;
+    let seq = super::create_request(state, conn, &request, now).await?;
     sqlx::query("UPDATE bump_reports SET transfer_seq = $1 WHERE id = $2 OR id = $3")
         .bind(seq)
         .bind(payer.id)

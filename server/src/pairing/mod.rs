@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use clink_protocol::wire::{NotificationKind, PairingRequestView, TransferKind, paths};
-use sqlx::{AnyConnection, Executor, Row};
+use sqlx::{AnyConnection, Row};
 
 use crate::AppState;
 use crate::error::AppResult;
@@ -70,7 +70,7 @@ pub(crate) async fn create_request(
     conn: &mut AnyConnection,
     r: &PairedRequest<'_>,
     now: i64,
-) -> AppResult<(i64, PairingRequestView)> {
+) -> AppResult<i64> {
     let id = new_transfer_id(state);
     let t = NewTransfer {
         id: &id,
@@ -88,28 +88,41 @@ pub(crate) async fn create_request(
         .execute(&mut *conn)
         .await?;
     ledger::notify(conn, r.payer, NotificationKind::ClaimReceived, seq, now).await?;
-    let view = request_view(&mut *conn, seq).await?;
-    Ok((seq, view))
+    Ok(seq)
 }
 
-/// The request behind transfer `seq`, as either phone may see it.
-pub(crate) async fn request_view<'e, E: Executor<'e, Database = sqlx::Any>>(
-    executor: E,
+/// Who is looking at a pairing request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Viewer {
+    /// Sees the payee's picture too, to confirm the person before the PIN.
+    Payer,
+    /// Knows its own picture: the emoji alone.
+    Payee,
+}
+
+/// The request behind transfer `seq`, as `viewer` sees it: the payee's
+/// display name and avatar, never a phone number.
+pub(crate) async fn request_view(
+    conn: &mut AnyConnection,
     seq: i64,
+    viewer: Viewer,
 ) -> AppResult<PairingRequestView> {
     let row = sqlx::query(
-        "SELECT t.id, t.amount, t.memo, t.expires_at, u.display_name
+        "SELECT t.id, t.amount, t.memo, t.expires_at, u.display_name, t.credit_account
          FROM transfers t JOIN users u ON u.account_id = t.credit_account WHERE t.seq = $1",
     )
     .bind(seq)
-    .fetch_one(executor)
+    .fetch_one(&mut *conn)
     .await?;
+    let payee: i64 = row.try_get(5)?;
     Ok(PairingRequestView {
         request_id: row.try_get(0)?,
         amount: row.try_get(1)?,
         memo: row.try_get(2)?,
         expires_at_ms: row.try_get::<Option<i64>, _>(3)?.unwrap_or_default(),
         payee_display_name: row.try_get(4)?,
+        payee_avatar: crate::accounts::read_avatar(&mut *conn, payee, viewer == Viewer::Payer)
+            .await?,
     })
 }
 

@@ -26,7 +26,7 @@ use ring::rand::SecureRandom;
 use sqlx::{AnyConnection, Row};
 use subtle::ConstantTimeEq;
 
-use super::{Method, PairedRequest};
+use super::{Method, PairedRequest, Viewer};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::http_errors::Path;
@@ -219,7 +219,10 @@ async fn redeem_job(
     if let Some(by) = redeemed_by {
         // The same payer asking again lost the first answer: give it again.
         if let (true, Some(seq)) = (by == payer, seq) {
-            return Ok((StatusCode::OK, super::request_view(&mut *conn, seq).await?));
+            return Ok((
+                StatusCode::OK,
+                super::request_view(&mut *conn, seq, Viewer::Payer).await?,
+            ));
         }
         return Err(AppError::new(
             ErrorCode::TokenUsed,
@@ -249,12 +252,13 @@ async fn redeem_job(
         memo: &memo,
         method: Method::Sound,
     };
-    let (seq, view) = super::create_request(state, conn, &request, now).await?;
+    let seq = super::create_request(state, conn, &request, now).await?;
     sqlx::query("UPDATE sound_tokens SET transfer_seq = $1 WHERE id = $2")
         .bind(seq)
         .bind(&token.id)
         .execute(&mut *conn)
         .await?;
+    let view = super::request_view(&mut *conn, seq, Viewer::Payer).await?;
     Ok((StatusCode::CREATED, view))
 }
 
@@ -283,7 +287,7 @@ pub async fn status(
     };
     Ok(Json(match seq {
         Some(seq) => SoundTokenStatus::Redeemed {
-            request: super::request_view(&mut *conn, seq).await?,
+            request: super::request_view(&mut conn, seq, Viewer::Payee).await?,
         },
         None if opened.expires_at_ms <= now_ms() => SoundTokenStatus::Expired,
         None => SoundTokenStatus::Waiting {

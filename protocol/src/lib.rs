@@ -14,3 +14,9 @@ pub mod fingerprint;
 pub mod matching;
 pub mod phone;
 pub mod wire;
+
+// The bindings' scaffolding for the types this crate derives uniffi traits
+// on (feature `uniffi`); clink-ffi exports them, and the generated code has
+// them in a module of their own (namespace `clink_protocol`).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

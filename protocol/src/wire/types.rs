@@ -151,6 +151,7 @@ pub struct WithdrawRequest {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferKind {
     Send,
     Claim,
@@ -161,6 +162,7 @@ pub enum TransferKind {
 /// `pending → posted | voided`; a posted transfer never changes again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferState {
     Pending,
     Posted,
@@ -170,6 +172,7 @@ pub enum TransferState {
 /// Why a pending transfer was voided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum VoidReason {
     Declined,
     Cancelled,
@@ -182,6 +185,7 @@ pub enum VoidReason {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Direction {
     /// Money comes to the viewer.
     Incoming,

@@ -10,18 +10,6 @@ use clink_core::wire::ImpulseFeatures;
 
 use crate::lock::lock;
 
-/// One accelerometer reading as the platform delivers it.
-#[uniffi::remote(Record)]
-pub struct AccelSample {
-    /// When it was measured, on the phone's wall clock, Unix ms (fractions
-    /// allowed).
-    pub timestamp_ms: f64,
-    /// Acceleration including gravity in the phone's axes, m/s².
-    pub x: f32,
-    pub y: f32,
-    pub z: f32,
-}
-
 /// The shape of a knock's impulse.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Impulse {

@@ -4,7 +4,12 @@
 //! `clink-core` and converts the types on the way in and out (`usize` to
 //! `u64`, `char` to `String`, fixed arrays to byte strings, core errors to
 //! error enums that the generated code raises as exceptions). A module per
-//! core module, named the same.
+//! core module, named the same. Core and protocol records and enums that
+//! need no conversion carry their own uniffi derives (the feature `uniffi`
+//! of clink-core and clink-protocol, on here) and are re-exported as they
+//! are; uniffi generates a module per crate, so they come out in the core's
+//! and the protocol's own modules next to this crate's (bindings/bindgen.toml
+//! names them).
 //!
 //! Streaming objects (`DtmfDetector`, `TokenDecoder`, `KnockDetector`,
 //! `FingerprintExtractor`) hold their core state in a `Mutex`: uniffi hands objects out as `Arc`s that any thread of the

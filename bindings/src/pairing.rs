@@ -21,15 +21,6 @@ use crate::pcm::{self, PcmEncoding, PcmError};
 use crate::wallet::Wallet;
 use crate::wallet_error::WalletError;
 
-/// Which side of a bump payment the phone is on.
-#[uniffi::remote(Enum)]
-pub enum BumpRole {
-    /// Pays; confirms the amount the payee asked for.
-    Payer,
-    /// Is paid; typed the amount.
-    Payee,
-}
-
 /// Where a bump payment stands.
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum BumpPaymentState {

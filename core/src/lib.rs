@@ -19,3 +19,9 @@ pub mod store;
 pub mod wallet;
 
 pub use clink_protocol::{challenge, damm, dialstring, emvco, one_time_code, phone, wire};
+
+// The bindings' scaffolding for the types this crate derives uniffi traits
+// on (feature `uniffi`); clink-ffi exports them, and the generated code has
+// them in a module of their own (namespace `clink_core`).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

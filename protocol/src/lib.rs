@@ -20,3 +20,9 @@ pub mod matching;
 pub mod one_time_code;
 pub mod phone;
 pub mod wire;
+
+// The bindings' scaffolding for the types this crate derives uniffi traits
+// on (feature `uniffi`); clink-ffi exports them, and the generated code has
+// them in a module of their own (namespace `clink_protocol`).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

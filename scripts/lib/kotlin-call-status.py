@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Rewrites one helper in the Kotlin that uniffi generates (run by
-scripts/gen-bindings on every generation): every call into Rust passes a
+"""Rewrites one helper in the Kotlin that uniffi generates, in each file given
+(run by scripts/gen-bindings on every generation, on every crate's module:
+each has its own copy of the helper, and a clink_core record handed to a
+clink_ffi call is lowered into a buffer clink_core's allocates): every call
+into Rust passes a
 `UniffiRustCallStatus`, a JNA `Structure`, and uniffi 0.32 allocates a new
 one per call. That allocation (native memory with a cleaner, a nested
 `RustBuffer` structure) and JNA copying both structures field by field,
@@ -91,6 +94,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: kotlin-call-status.py GENERATED.kt")
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: kotlin-call-status.py GENERATED.kt...")
+    for generated in sys.argv[1:]:
+        main(generated)

@@ -38,14 +38,15 @@ ensure_kotlin() {
     fi
 }
 
-# compile_kotlin JAR SOURCE...: the generated bindings plus the given
-# sources, compiled once into JAR.
+# compile_kotlin JAR SOURCE...: the generated bindings (every crate's
+# package) plus the given sources, compiled once into JAR.
 compile_kotlin() {
     local jar="$1"
     shift
     mkdir -p "$(dirname "$jar")"
-    "$KOTLINC" -nowarn -cp "$JNA_JAR:$COROUTINES_JAR" -d "$jar" \
-        bindings/generated/kotlin/app/clink/core/*.kt "$@"
+    local generated=()
+    mapfile -t generated < <(find bindings/generated/kotlin -name '*.kt' | sort)
+    "$KOTLINC" -nowarn -cp "$JNA_JAR:$COROUTINES_JAR" -d "$jar" "${generated[@]}" "$@"
 }
 
 # run_kotlin JAR MAIN_CLASS LIBRARY_DIR: runs MAIN_CLASS with the library

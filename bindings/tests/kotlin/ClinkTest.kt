@@ -6,6 +6,8 @@
 package app.clink.test
 
 import app.clink.core.*
+import app.clink.core.protocol.*
+import app.clink.core.wallet.*
 import kotlinx.coroutines.runBlocking
 import java.io.File
 import java.nio.file.Files

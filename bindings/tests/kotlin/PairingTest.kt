@@ -8,6 +8,8 @@
 package app.clink.test
 
 import app.clink.core.*
+import app.clink.core.protocol.*
+import app.clink.core.wallet.*
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.runBlocking

@@ -5,6 +5,8 @@
 package app.clink.test
 
 import app.clink.core.*
+import app.clink.core.protocol.*
+import app.clink.core.wallet.*
 import kotlinx.coroutines.runBlocking
 
 /** Puts `amount` on `phone`'s account: the one place these tests fund. */

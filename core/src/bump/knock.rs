@@ -104,6 +104,7 @@ const HISTORY_MS: f64 = MOTION_BEFORE_MS.0 + ISOLATION_MS + MOTION_AFTER_MS.1 + 
 
 /// One accelerometer reading as the platform delivers it.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AccelSample {
     /// When it was measured, on the phone's wall clock, Unix ms (fractions
     /// allowed).

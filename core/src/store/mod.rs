@@ -48,8 +48,10 @@ fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     }
 }
 
+/// Whether a draft pays someone or asks someone for money.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum DraftKind {
     /// Pay someone.
     Send,
@@ -76,6 +78,7 @@ impl DraftKind {
 
 /// An editable, deletable remittance not yet confirmed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Draft {
     pub id: i64,
     pub kind: DraftKind,
@@ -87,8 +90,9 @@ pub struct Draft {
     pub updated_at_ms: i64,
 }
 
-/// Why the server refused an item.
+/// Why the server refused an outbox item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Reason {
     pub code: ErrorCode,
     pub message: String,
@@ -105,6 +109,7 @@ impl From<ApiError> for Reason {
 
 /// A confirmed remittance and where it is on its way to the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OutboxItem {
     pub id: i64,
     pub kind: DraftKind,
@@ -114,6 +119,7 @@ pub struct OutboxItem {
     /// Fixed when the item was queued; every retry uses it.
     pub idempotency_key: String,
     pub state: OutboxState,
+    /// Set when the item is rejected or needs action.
     pub reason: Option<Reason>,
     /// The server's transfer, once accepted.
     pub transfer_id: Option<String>,
@@ -123,6 +129,7 @@ pub struct OutboxItem {
 
 /// Someone this wallet has paid, so the quick form can name them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct KnownPayee {
     /// E.164.
     pub phone: String,

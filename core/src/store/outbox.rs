@@ -16,8 +16,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a confirmed remittance is on its way to the server:
+/// `queued → sending → accepted | rejected | needs_action`; `sending →
+/// queued` when its request never left the phone, and `needs_action →
+/// queued` when the user confirms it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum OutboxState {
     /// Confirmed by the user, waiting for a connection.
     Queued,

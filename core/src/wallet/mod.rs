@@ -175,11 +175,12 @@ impl From<ClientError> for WalletError {
 
 /// Who this wallet is, as last confirmed by the server.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AccountSummary {
     /// E.164.
     pub phone: String,
     pub display_name: String,
-    /// Cached: as of the last sync.
+    /// Cached: as of the last sync, in minor units.
     pub balance: i64,
     pub currency_code: String,
     pub currency_exponent: u8,
@@ -191,7 +192,9 @@ pub struct AccountSummary {
     pub second_factor_registered: bool,
 }
 
+/// A registration code is on its way to the phone.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RegistrationStarted {
     /// The number as the server understood it (E.164).
     pub phone: String,
@@ -200,6 +203,7 @@ pub struct RegistrationStarted {
 
 /// What one `sync_now` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncReport {
     pub accepted: u32,
     pub rejected: u32,

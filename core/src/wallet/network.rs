@@ -36,6 +36,7 @@ pub struct ClockSample {
 
 /// Server time minus local time, and how sure we are of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ClockOffset {
     pub offset_ms: i64,
     /// The round trip of the sample it came from; the error is at most half.

@@ -42,8 +42,10 @@ use crate::wire::MAX_ITEM_AGE_MS;
 
 const META_PENDING_WITHDRAWAL: &str = "pending_withdrawal";
 
-/// A withdrawal the user confirmed that has no answer from the server yet.
+/// A withdrawal the user confirmed that has no answer from the server yet:
+/// `withdraw` the same amount again to finish it (it is done once).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct PendingWithdrawal {
     pub amount: i64,
     /// Fixed when the user confirmed; every retry uses it.

@@ -14,6 +14,7 @@ use super::types::{Amount, Millis};
 /// Which side of the payment the phone is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum BumpRole {
     /// Pays; confirms the amount the payee asked for.
     Payer,

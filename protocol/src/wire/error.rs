@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, in a form a program can act on. Serialised in snake_case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ErrorCode {
     // The request itself.
     MalformedJson,

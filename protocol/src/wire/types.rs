@@ -151,6 +151,7 @@ pub struct WithdrawRequest {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferKind {
     Send,
     Claim,
@@ -163,6 +164,7 @@ pub enum TransferKind {
 /// `pending → posted | voided`; a posted transfer never changes again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferState {
     Pending,
     Posted,
@@ -172,6 +174,7 @@ pub enum TransferState {
 /// Why a pending transfer was voided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum VoidReason {
     Declined,
     Cancelled,
@@ -184,6 +187,7 @@ pub enum VoidReason {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Direction {
     /// Money comes to the viewer.
     Incoming,

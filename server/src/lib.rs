@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod auth;
 pub mod claims;
 pub mod config;
+pub mod customer_codes;
 pub mod db;
 pub mod error;
 pub mod gateway;

@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::pairing::routes())
         .merge(crate::merchants::routes())
         .merge(crate::shops::routes())
+        .merge(crate::customer_codes::routes())
         .merge(crate::webhooks::routes())
         .route(paths::SYNC, post(crate::sync::sync))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

@@ -116,6 +116,10 @@ async fn create_payment(State(state): St, caller: MerchantCaller) -> AppResult<R
             Customer::ByPhone(user_by_phone(&state, &phone).await?)
         }
         ShopCustomer::Presented => Customer::Presented,
+        ShopCustomer::Code { code } => Customer::Code {
+            code: code.clone(),
+            order: Box::new(req.clone()),
+        },
     };
     let hash = ledger::fingerprint(paths::MERCHANT_PAYMENTS, &req);
     let plan = NewPayment {
@@ -159,6 +163,12 @@ enum Customer {
     ByPhone(Option<i64>),
     /// Whoever takes the presented request first.
     Presented,
+    /// Whoever showed this one-time code, if their statement of the order
+    /// is the shop's.
+    Code {
+        code: String,
+        order: Box<CreateShopPaymentRequest>,
+    },
 }
 
 /// Creates the payment request, or finds the one this order already made;
@@ -214,6 +224,12 @@ async fn create_job(
                 .view;
             webhooks::record(conn, &p.merchant.id, &view, now).await?;
             return Ok((true, view));
+        }
+        Customer::Code {
+            ref code,
+            ref order,
+        } => {
+            return pay_by_code(state, conn, &p, code, order, now).await;
         }
     };
     let linked = match by_phone {
@@ -287,7 +303,7 @@ async fn bind_customer(
     amount: i64,
     expires_at: i64,
     now: i64,
-) -> Result<(), Failure> {
+) -> Result<i64, Failure> {
     let memo = format!("Order {order_id}");
     let seq = ledger::insert_pending(
         conn,
@@ -321,7 +337,54 @@ async fn bind_customer(
         )
         .into());
     }
-    Ok(())
+    Ok(seq)
+}
+
+/// Both sides agree: the code's statement (the customer's, approved with
+/// the PIN when the code was issued) must match the shop's field by field;
+/// then the payment is bound and posted at once. A code is used up by any
+/// attempt, matching or not, so a terminal cannot try variations of an
+/// order against it; a mismatch leaves no payment request behind.
+async fn pay_by_code(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    p: &NewPayment,
+    code: &str,
+    order: &CreateShopPaymentRequest,
+    now: i64,
+) -> Result<(bool, ShopPaymentView), Failure> {
+    let (customer, statement) =
+        crate::customer_codes::use_code(conn, code, &p.merchant.id, now).await?;
+    if let Err(mismatch) = compare_orders(&statement, &p.merchant.id, order) {
+        sqlx::query("DELETE FROM shop_payments WHERE id = $1")
+            .bind(&p.id)
+            .execute(&mut *conn)
+            .await?;
+        return Err(Failure {
+            error: AppError::new(ErrorCode::OrderMismatch, mismatch.to_string()),
+            keep_writes: true,
+        });
+    }
+    let seq = bind_customer(
+        conn,
+        &p.id,
+        &p.order_id,
+        &p.merchant,
+        customer,
+        &p.transfer_id,
+        p.amount,
+        now + p.expires_in_ms,
+        now,
+    )
+    .await?;
+    let pending = ledger::load_transfer_by_seq(conn, seq).await?;
+    ledger::post_pending(conn, &state.system, &pending, now).await?;
+    on_claim_settled(conn, seq, ClaimOutcome::Paid, now).await?;
+    let view = load_by_order(&mut *conn, &p.merchant.id, &p.order_id)
+        .await?
+        .expect("just paid")
+        .view;
+    Ok((true, view))
 }
 
 /// The customer's phone takes a request a terminal presented (its QR):

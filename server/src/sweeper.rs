@@ -76,6 +76,7 @@ pub async fn sweep(conn: &mut AnyConnection, now: i64) -> AppResult<usize> {
         .execute(&mut *conn)
         .await?;
     crate::shops::expire_untaken(conn, now).await?;
+    crate::customer_codes::forget_old(conn, now).await?;
     // Delivered webhook events are kept a week for support questions; given
     // up ones a month, listed for the merchant until then.
     sqlx::query("DELETE FROM webhook_events WHERE (delivered_at < $1) OR (failed_at < $2)")

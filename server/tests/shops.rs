@@ -834,3 +834,171 @@ async fn partial_and_full_refunds_never_exceed_what_was_paid(backend: Backend) {
     assert_eq!(seen.memo, "Refund of order f-1");
     assert_eq!(seen.direction, Direction::Incoming);
 }
+
+mod both_sides_agree {
+    use super::*;
+
+    on_both_backends!(a_customer_code_pays_only_when_both_statements_match,);
+
+    fn statement(merchant_id: &str, order: &str, lines: &[(i64, i64)]) -> Value {
+        let items: Vec<Value> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (quantity, unit_price))| {
+                json!({"code": format!("SKU-{i}"), "name": format!("Item {i}"), "quantity": quantity, "unit_price": unit_price})
+            })
+            .collect();
+        json!({
+            "merchant_id": merchant_id,
+            "merchant_order_id": order,
+            "amount": lines.iter().map(|(q, p)| q * p).sum::<i64>(),
+            "items": items,
+        })
+    }
+
+    async fn code_for(user: &User, order: Value, pin: &str) -> (u16, Value) {
+        let body = json!({ "order": order, "pin": pin }).to_string();
+        signed(user, "POST", paths::CUSTOMER_CODES, &body).await
+    }
+
+    fn shop_order(order: &str, code: &str, lines: &[(i64, i64)]) -> String {
+        let mut body: Value =
+            serde_json::from_str(&order_body(order, "unused", lines, None)).unwrap();
+        body["customer"] = json!({"by": "code", "code": code});
+        body.to_string()
+    }
+
+    async fn a_customer_code_pays_only_when_both_statements_match(backend: Backend) {
+        let Some(ts) = TestServer::start(backend, |_| {}).await else {
+            return;
+        };
+        let shop = Shop::open(&ts, "Agreeing Shop").await;
+        let alice = ts.user("Alice", "1234").await;
+        alice.cash_in(10_000).await;
+        let lines = [(2, 450), (1, 300)];
+
+        // A wrong PIN gives no code; a good one does.
+        let (status, v) =
+            code_for(&alice, statement(&shop.merchant_id, "a-1", &lines), "9999").await;
+        assert_eq!((status, v["code"].as_str()), (403, Some("wrong_pin")));
+        let (status, issued) =
+            code_for(&alice, statement(&shop.merchant_id, "a-1", &lines), "1234").await;
+        assert_eq!(status, 201, "{issued}");
+        let code = issued["code"].as_str().unwrap().to_string();
+        assert!(code.starts_with("CL") && code.len() == 18, "{code}");
+
+        // The shop agrees: paid at once, and the shop never sees the number.
+        let (status, paid, text) = shop
+            .call(
+                "POST",
+                paths::MERCHANT_PAYMENTS,
+                &shop_order("a-1", &code, &lines),
+            )
+            .await;
+        assert_eq!(
+            (status, paid["state"].as_str()),
+            (201, Some("completed")),
+            "{paid}"
+        );
+        let digits: String = alice.e164.chars().filter(char::is_ascii_digit).collect();
+        assert!(!text.contains(&digits[digits.len() - 8..]));
+        assert_eq!(alice.balance().await, 10_000 - 1_200);
+        assert_eq!(shop.balance(&ts).await, 1_200);
+        // The same order sent again: the same answer, no second payment.
+        let (status, again, _) = shop
+            .call(
+                "POST",
+                paths::MERCHANT_PAYMENTS,
+                &shop_order("a-1", &code, &lines),
+            )
+            .await;
+        assert_eq!((status, &again["id"]), (200, &paid["id"]));
+        // The code is single use.
+        let (status, v, _) = shop
+            .call(
+                "POST",
+                paths::MERCHANT_PAYMENTS,
+                &shop_order("a-2", &code, &lines),
+            )
+            .await;
+        assert_eq!((status, v["code"].as_str()), (409, Some("token_used")));
+
+        // Disagreeing on the amount, and on one item line: refused, naming
+        // the field; nothing is paid and the code is used up.
+        for (order, shop_lines, field) in [
+            ("a-3", vec![(2, 450), (1, 350)], "amount"),
+            ("a-4", vec![(2, 450), (2, 150)], "item line 2: quantity"),
+        ] {
+            let (_, issued) =
+                code_for(&alice, statement(&shop.merchant_id, order, &lines), "1234").await;
+            let code = issued["code"].as_str().unwrap();
+            let (status, v, _) = shop
+                .call(
+                    "POST",
+                    paths::MERCHANT_PAYMENTS,
+                    &shop_order(order, code, &shop_lines),
+                )
+                .await;
+            assert_eq!(
+                (status, v["code"].as_str()),
+                (409, Some("order_mismatch")),
+                "{v}"
+            );
+            assert!(v["message"].as_str().unwrap().contains(field), "{v}");
+            let (status, v, _) = shop
+                .call(
+                    "POST",
+                    paths::MERCHANT_PAYMENTS,
+                    &shop_order(order, code, &lines),
+                )
+                .await;
+            assert_eq!(
+                (status, v["code"].as_str()),
+                (409, Some("token_used")),
+                "{v}"
+            );
+        }
+        // A code made for another shop, an unknown one, a mistyped one.
+        let other = Shop::open(&ts, "Other Shop").await;
+        let (_, issued) =
+            code_for(&alice, statement(&other.merchant_id, "a-5", &lines), "1234").await;
+        let (status, v, _) = shop
+            .call(
+                "POST",
+                paths::MERCHANT_PAYMENTS,
+                &shop_order("a-5", issued["code"].as_str().unwrap(), &lines),
+            )
+            .await;
+        assert_eq!((status, v["code"].as_str()), (404, Some("token_unknown")));
+        for bad in ["CL0000000000000000", "CL1234"] {
+            let (status, v, _) = shop
+                .call(
+                    "POST",
+                    paths::MERCHANT_PAYMENTS,
+                    &shop_order("a-6", bad, &lines),
+                )
+                .await;
+            assert_eq!(
+                (status, v["code"].as_str()),
+                (404, Some("token_unknown")),
+                "{bad}: {v}"
+            );
+        }
+        let (status, v) = code_for(&alice, statement("m_nope", "a-7", &lines), "1234").await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (404, Some("unknown_merchant"))
+        );
+        let mut bad = statement(&shop.merchant_id, "a-8", &lines);
+        bad["amount"] = json!(1);
+        let (status, v) = code_for(&alice, bad, "1234").await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (422, Some("items_do_not_add_up"))
+        );
+
+        assert_eq!(alice.balance().await, 10_000 - 1_200);
+        assert_eq!(shop.balance(&ts).await, 1_200);
+        assert_eq!(ts.sum_of_balances().await, 0);
+    }
+}

@@ -78,6 +78,9 @@ pub enum ErrorCode {
     UnknownMerchant,
     /// A web shop charged a number whose owner has not linked that merchant.
     MerchantNotLinked,
+    /// The shop's and the customer's statements of an order differ (the
+    /// message names the field).
+    OrderMismatch,
     // The HTTP request itself, refused before any handler reads it.
     /// The endpoint exists but not with this HTTP method (405; `Allow` lists
     /// the methods it takes).
@@ -121,6 +124,7 @@ impl ErrorCode {
             ItemsDoNotAddUp => 422,
             UnknownMerchant => 404,
             MerchantNotLinked => 403,
+            OrderMismatch => 409,
             BumpRejected => 422,
             WrongCode | SelfTransfer | InsufficientFunds => 422,
             AccountLocked => 423,

@@ -58,6 +58,7 @@ pub mod paths {
     }
 
     pub const CHARGES: &str = "/v1/charges";
+    pub const CUSTOMER_CODES: &str = "/v1/customer-codes";
     pub const MERCHANT_UNDELIVERED_EVENTS: &str = "/v1/merchant/events/undelivered";
 
     pub fn operator_webhook(merchant_id: &str) -> String {

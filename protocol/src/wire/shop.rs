@@ -67,6 +67,113 @@ pub enum ShopCustomer {
     /// A terminal presents the request (a QR on its screen): the first
     /// phone that takes it (`POST /v1/charges`) is the customer.
     Presented,
+    /// The terminal scanned the one-time code the customer's phone shows
+    /// (`POST /v1/customer-codes`): the customer's own signed statement of
+    /// the order. The server pays only if the two statements match.
+    Code { code: String },
+}
+
+/// The customer's own statement of an order, made on the phone and
+/// approved there with the PIN before the terminal scans its code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerOrder {
+    pub merchant_id: String,
+    pub merchant_order_id: String,
+    pub amount: Amount,
+    pub items: Vec<ItemLine>,
+}
+
+/// `POST /v1/customer-codes`: the customer states the order and approves it
+/// with the PIN (and the second factor where the policy asks); the answer
+/// is a one-time code for the terminal to scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCustomerCodeRequest {
+    pub order: CustomerOrder,
+    pub pin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_response: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerCodeView {
+    /// As scanned: `CL` and 16 digits.
+    pub code: String,
+    /// As shown to people: `CL 4821 9377 0512 6640`.
+    pub grouped: String,
+    pub expires_at_ms: Millis,
+}
+
+/// Where the shop's statement of an order differs from the customer's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the customer's statement of the order differs in {field}: the customer says {customer}, the shop {shop}"
+)]
+pub struct OrderMismatch {
+    /// `merchant`, `merchant_order_id`, `amount`, `items` (their number) or
+    /// `item line N: code|name|quantity|unit_price`.
+    pub field: String,
+    pub customer: String,
+    pub shop: String,
+}
+
+/// Compares the customer's statement with the shop's, field by field, and
+/// names the first that differs.
+pub fn compare_orders(
+    customer: &CustomerOrder,
+    merchant_id: &str,
+    shop: &CreateShopPaymentRequest,
+) -> Result<(), OrderMismatch> {
+    let differ = |field: String, customer: &dyn std::fmt::Display, shop: &dyn std::fmt::Display| {
+        Err(OrderMismatch {
+            field,
+            customer: customer.to_string(),
+            shop: shop.to_string(),
+        })
+    };
+    if customer.merchant_id != merchant_id {
+        return differ("merchant".into(), &customer.merchant_id, &merchant_id);
+    }
+    if customer.merchant_order_id != shop.merchant_order_id {
+        return differ(
+            "merchant_order_id".into(),
+            &customer.merchant_order_id,
+            &shop.merchant_order_id,
+        );
+    }
+    if customer.amount != shop.amount {
+        return differ("amount".into(), &customer.amount, &shop.amount);
+    }
+    if customer.items.len() != shop.items.len() {
+        return differ("items".into(), &customer.items.len(), &shop.items.len());
+    }
+    for (index, (c, s)) in customer.items.iter().zip(&shop.items).enumerate() {
+        let line = index + 1;
+        if c.code != s.code {
+            return differ(format!("item line {line}: code"), &c.code, &s.code);
+        }
+        if c.name != s.name {
+            return differ(format!("item line {line}: name"), &c.name, &s.name);
+        }
+        if c.quantity != s.quantity {
+            return differ(
+                format!("item line {line}: quantity"),
+                &c.quantity,
+                &s.quantity,
+            );
+        }
+        if c.unit_price != s.unit_price {
+            return differ(
+                format!("item line {line}: unit_price"),
+                &c.unit_price,
+                &s.unit_price,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `POST /v1/merchant/payments`: a terminal or a web shop asks a customer
